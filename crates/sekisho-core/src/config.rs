@@ -1,0 +1,630 @@
+//! Configuration: a TOML file overlaid by `SEKISHO_<SECTION>__<KEY>` environment variables
+//! (DESIGN §4). Every key has a secure default, unknown keys are refused (a typo must not
+//! silently fall back to a default), and validation errors are one line naming the key.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The largest accepted `jwt.reuse_grace`: a grace window is a concession to racing tabs, and a
+/// long one would let a stolen, already-rotated token keep working.
+pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(60);
+/// Minimum HS256 key length in bytes (RFC 7518 §3.2: key size ≥ hash output).
+pub const MIN_HMAC_KEY_BYTES: usize = 32;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub sessions: SessionsConfig,
+    pub csrf: CsrfConfig,
+    pub jwt: JwtConfig,
+    pub auth: AuthConfig,
+    pub passwords: PasswordsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub static_dir: Option<PathBuf>,
+    #[serde(deserialize_with = "de::list")]
+    pub trusted_proxies: Vec<String>,
+    /// Where the generated signing key (and the default SQLite file) live.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[serde(deserialize_with = "de::u64")]
+    pub max_body_size: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8000".into(),
+            static_dir: None,
+            trusted_proxies: Vec::new(),
+            data_dir: PathBuf::from("./sekisho-data"),
+            max_body_size: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    #[serde(deserialize_with = "de::u64")]
+    pub max_connections: u64,
+    /// Upper bound on any single storage call; past it the request fails closed with 503.
+    pub timeout: Dur,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://./sekisho-data/sekisho.db".into(),
+            max_connections: 8,
+            timeout: Dur::secs(5),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecureCookies {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Serialize for SecureCookies {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            SecureCookies::Auto => "auto",
+            SecureCookies::Always => "true",
+            SecureCookies::Never => "false",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SecureCookies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match de::Scalar::deserialize(d)? {
+            de::Scalar::Bool(true) => Ok(SecureCookies::Always),
+            de::Scalar::Bool(false) => Ok(SecureCookies::Never),
+            de::Scalar::Str(s) => match s.to_ascii_lowercase().as_str() {
+                "auto" => Ok(SecureCookies::Auto),
+                "true" | "1" | "yes" | "on" => Ok(SecureCookies::Always),
+                "false" | "0" | "no" | "off" => Ok(SecureCookies::Never),
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected auto, true or false, got {s:?}"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "expected auto, true or false, got {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub store: String,
+    pub cookie_name: String,
+    pub cookie_age: Dur,
+    pub idle_timeout: Dur,
+    pub absolute_timeout: Dur,
+    pub secure_cookies: SecureCookies,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            store: "database".into(),
+            cookie_name: "sessionid".into(),
+            cookie_age: Dur::days(14),
+            idle_timeout: Dur::days(14),
+            absolute_timeout: Dur::days(30),
+            secure_cookies: SecureCookies::Auto,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsrfConfig {
+    pub cookie_name: String,
+    pub header_name: String,
+    #[serde(deserialize_with = "de::list")]
+    pub trusted_origins: Vec<String>,
+}
+
+impl Default for CsrfConfig {
+    fn default() -> Self {
+        CsrfConfig {
+            cookie_name: "csrftoken".into(),
+            header_name: "X-CSRFToken".into(),
+            trusted_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    pub algorithm: String,
+    pub signing_key: Option<Secret>,
+    pub signing_key_file: Option<PathBuf>,
+    pub access_token_lifetime: Dur,
+    pub refresh_token_lifetime: Dur,
+    pub refresh_absolute_lifetime: Dur,
+    #[serde(deserialize_with = "de::bool")]
+    pub rotate_refresh_tokens: bool,
+    pub reuse_grace: Dur,
+    pub leeway: Dur,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub user_id_claim: String,
+    #[serde(deserialize_with = "de::bool")]
+    pub refresh_cookie: bool,
+    /// Also reject access tokens of revoked families and disabled users (one store lookup per
+    /// request instead of a signature check alone).
+    #[serde(deserialize_with = "de::bool")]
+    pub strict_access: bool,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            algorithm: "HS256".into(),
+            signing_key: None,
+            signing_key_file: None,
+            access_token_lifetime: Dur::secs(5 * 60),
+            refresh_token_lifetime: Dur::days(1),
+            refresh_absolute_lifetime: Dur::days(30),
+            rotate_refresh_tokens: true,
+            reuse_grace: Dur::secs(5),
+            leeway: Dur::secs(0),
+            issuer: None,
+            audience: None,
+            user_id_claim: "user_id".into(),
+            refresh_cookie: false,
+            strict_access: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(deserialize_with = "de::u64")]
+    pub unauthenticated_status: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { unauthenticated_status: 401 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordsConfig {
+    /// How many password hashes may run at once (each on a blocking thread, never on an async
+    /// worker). 0 means the number of CPUs.
+    #[serde(deserialize_with = "de::u64")]
+    pub hash_concurrency: u64,
+    /// Argon2id memory cost in KiB, time cost and parallelism (OWASP's first recommendation).
+    #[serde(deserialize_with = "de::u64")]
+    pub argon2_memory_kib: u64,
+    #[serde(deserialize_with = "de::u64")]
+    pub argon2_iterations: u64,
+    #[serde(deserialize_with = "de::u64")]
+    pub argon2_parallelism: u64,
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        PasswordsConfig {
+            hash_concurrency: 0,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+/// A secret string: never printed by `Debug`, masked when the config is shown.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+/// A duration written as `300` (seconds), `300s`, `5m`, `1d`, `1h 30m`, `250ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub const fn days(d: u64) -> Self {
+        Dur(Duration::from_secs(d * 86_400))
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty duration".into());
+        }
+        if let Ok(n) = t.parse::<u64>() {
+            return Ok(Dur::secs(n));
+        }
+        humantime::parse_duration(t)
+            .map(Dur)
+            .map_err(|_| format!("invalid duration {s:?} (use e.g. 300, 30s, 5m, 1d)"))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            return f.write_str("0s");
+        }
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string().replace(' ', ""))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match de::Scalar::deserialize(d)? {
+            de::Scalar::Int(n) if n >= 0 => Ok(Dur::secs(n as u64)),
+            de::Scalar::Str(s) => Dur::parse(&s).map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a duration such as 300, 30s, 5m or 1d, got {other}"
+            ))),
+        }
+    }
+}
+
+/// Lenient scalar deserializers: environment variables are always strings, so a boolean or a
+/// number may arrive as text.
+mod de {
+    use serde::{Deserialize, Deserializer};
+    use std::fmt;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Scalar {
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        Str(String),
+        List(Vec<toml::Value>),
+        Table(#[allow(dead_code)] toml::Table),
+    }
+
+    impl fmt::Display for Scalar {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Scalar::Bool(b) => write!(f, "{b}"),
+                Scalar::Int(n) => write!(f, "{n}"),
+                Scalar::Float(n) => write!(f, "{n}"),
+                Scalar::Str(s) => write!(f, "{s:?}"),
+                Scalar::List(_) => f.write_str("a list"),
+                Scalar::Table(_) => f.write_str("a table"),
+            }
+        }
+    }
+
+    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::Bool(b) => Ok(b),
+            Scalar::Str(s) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(serde::de::Error::custom(format!("expected true or false, got {s:?}"))),
+            },
+            other => Err(serde::de::Error::custom(format!("expected true or false, got {other}"))),
+        }
+    }
+
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::Int(n) if n >= 0 => Ok(n as u64),
+            Scalar::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
+            other => Err(serde::de::Error::custom(format!("expected a whole number, got {other}"))),
+        }
+    }
+
+    /// A list, or (from the environment) a comma-separated string.
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::List(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(serde::de::Error::custom(format!(
+                        "expected a list of strings, found {other}"
+                    ))),
+                })
+                .collect(),
+            Scalar::Str(s) => Ok(s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect()),
+            other => Err(serde::de::Error::custom(format!("expected a list of strings, got {other}"))),
+        }
+    }
+}
+
+/// A configuration problem, one line, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Parses TOML text, overlays `vars` (typically `std::env::vars()`), and validates.
+    pub fn load(
+        toml_text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(toml_text)
+            .map_err(|e| ConfigError(format!("config file: {}", one_line(&e.to_string()))))?;
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("SEKISHO_") else { continue };
+            let Some((section, key)) = rest.split_once("__") else { continue };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            if section.is_empty() || key.is_empty() {
+                continue;
+            }
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(key, toml::Value::String(value));
+                }
+                _ => return Err(ConfigError(format!("{name}: `{section}` is not a section"))),
+            }
+        }
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let msg = one_line(&e.inner().to_string());
+                if path == "." { ConfigError(msg) } else { ConfigError(format!("{path}: {msg}")) }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |s: String| Err(ConfigError(s));
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return err(format!("server.bind: {:?} is not an address such as 127.0.0.1:8000", self.server.bind));
+        }
+        if self.server.max_body_size < 1024 {
+            return err("server.max_body_size: must be at least 1024 bytes".into());
+        }
+        if !(self.database.url.starts_with("sqlite:")) {
+            return err(format!(
+                "database.url: unsupported scheme in {:?} (supported: sqlite://)",
+                mask_url(&self.database.url)
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return err("database.max_connections: must be at least 1".into());
+        }
+        let jwt = &self.jwt;
+        match jwt.algorithm.as_str() {
+            "HS256" | "HS384" | "HS512" => {}
+            other => {
+                return err(format!(
+                    "jwt.algorithm: {other:?} is not supported (supported: HS256, HS384, HS512)"
+                ));
+            }
+        }
+        if let Some(key) = &jwt.signing_key {
+            if key.expose().len() < MIN_HMAC_KEY_BYTES {
+                return err(format!(
+                    "jwt.signing_key: an {} key must be at least {MIN_HMAC_KEY_BYTES} bytes (got {})",
+                    jwt.algorithm,
+                    key.expose().len()
+                ));
+            }
+            if jwt.signing_key_file.is_some() {
+                return err("jwt.signing_key and jwt.signing_key_file are both set; choose one".into());
+            }
+        }
+        for (name, d) in [
+            ("jwt.access_token_lifetime", jwt.access_token_lifetime),
+            ("jwt.refresh_token_lifetime", jwt.refresh_token_lifetime),
+            ("jwt.refresh_absolute_lifetime", jwt.refresh_absolute_lifetime),
+        ] {
+            if d.0.as_secs() < 1 {
+                return err(format!("{name}: must be at least 1s"));
+            }
+        }
+        if jwt.reuse_grace.0 > MAX_REUSE_GRACE {
+            return err(format!(
+                "jwt.reuse_grace: {} is above the cap of {}",
+                jwt.reuse_grace,
+                Dur(MAX_REUSE_GRACE)
+            ));
+        }
+        if jwt.leeway.0 > Duration::from_secs(300) {
+            return err("jwt.leeway: must be at most 5m".into());
+        }
+        if jwt.user_id_claim.trim().is_empty() {
+            return err("jwt.user_id_claim: must not be empty".into());
+        }
+        if matches!(
+            jwt.user_id_claim.as_str(),
+            "token_type" | "exp" | "iat" | "jti" | "fid" | "iss" | "aud" | "nbf"
+        ) {
+            return err(format!("jwt.user_id_claim: {:?} is a reserved claim", jwt.user_id_claim));
+        }
+        if !matches!(self.auth.unauthenticated_status, 401 | 403) {
+            return err("auth.unauthenticated_status: must be 401 or 403".into());
+        }
+        if self.sessions.store != "database" {
+            return err(format!(
+                "sessions.store: {:?} is not supported (supported: database)",
+                mask_url(&self.sessions.store)
+            ));
+        }
+        for (name, v) in [
+            ("sessions.cookie_name", &self.sessions.cookie_name),
+            ("csrf.cookie_name", &self.csrf.cookie_name),
+            ("csrf.header_name", &self.csrf.header_name),
+        ] {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return err(format!("{name}: {v:?} must be letters, digits, '-' or '_'"));
+            }
+        }
+        let p = &self.passwords;
+        if !(8..=4 * 1024 * 1024).contains(&p.argon2_memory_kib)
+            || !(1..=64).contains(&p.argon2_iterations)
+            || !(1..=16).contains(&p.argon2_parallelism)
+        {
+            return err("passwords: argon2 parameters out of range".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with every secret masked (for `config check`).
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = mask_url(&shown.database.url);
+        shown.sessions.store = mask_url(&shown.sessions.store);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// Hides the password in `scheme://user:password@host`.
+pub fn mask_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            if let Some((user, _)) = creds.split_once(':') {
+                return format!("{scheme}://{user}:********@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_contract() {
+        let c = Config::load("", vec![]).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:8000");
+        assert_eq!(c.database.url, "sqlite://./sekisho-data/sekisho.db");
+        assert_eq!(c.sessions.cookie_name, "sessionid");
+        assert_eq!(c.sessions.cookie_age, Dur::days(14));
+        assert_eq!(c.csrf.header_name, "X-CSRFToken");
+        assert_eq!(c.jwt.access_token_lifetime, Dur::secs(300));
+        assert_eq!(c.jwt.refresh_token_lifetime, Dur::days(1));
+        assert_eq!(c.jwt.refresh_absolute_lifetime, Dur::days(30));
+        assert!(c.jwt.rotate_refresh_tokens);
+        assert_eq!(c.jwt.leeway, Dur::secs(0));
+        assert_eq!(c.auth.unauthenticated_status, 401);
+    }
+
+    #[test]
+    fn durations_accept_all_spellings() {
+        assert_eq!(Dur::parse("300").unwrap(), Dur::secs(300));
+        assert_eq!(Dur::parse("300s").unwrap(), Dur::secs(300));
+        assert_eq!(Dur::parse("5m").unwrap(), Dur::secs(300));
+        assert_eq!(Dur::parse("1d").unwrap(), Dur::days(1));
+        assert!(Dur::parse("five").is_err());
+        assert!(Dur::parse("").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = Config::load(
+            "[jwt]\naccess_token_lifetime = \"10m\"\nrotate_refresh_tokens = true\n",
+            vars(&[
+                ("SEKISHO_JWT__ACCESS_TOKEN_LIFETIME", "2s"),
+                ("SEKISHO_JWT__ROTATE_REFRESH_TOKENS", "false"),
+                ("SEKISHO_CSRF__TRUSTED_ORIGINS", "https://a.example, https://b.example"),
+                ("SEKISHO_AUTH__UNAUTHENTICATED_STATUS", "403"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.jwt.access_token_lifetime, Dur::secs(2));
+        assert!(!c.jwt.rotate_refresh_tokens);
+        assert_eq!(c.csrf.trusted_origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(c.auth.unauthenticated_status, 403);
+    }
+
+    #[test]
+    fn bad_values_give_one_line_naming_the_key() {
+        let e = Config::load("", vars(&[("SEKISHO_JWT__SIGNING_KEY", "short")])).unwrap_err();
+        assert!(e.0.starts_with("jwt.signing_key:"), "{e}");
+        let e = Config::load("[jwt]\nreuse_grace = \"2m\"\n", vec![]).unwrap_err();
+        assert!(e.0.starts_with("jwt.reuse_grace:"), "{e}");
+        let e = Config::load("[jwt]\naccess_token_lifetime = \"soon\"\n", vec![]).unwrap_err();
+        assert!(e.0.contains("jwt.access_token_lifetime"), "{e}");
+        let e = Config::load("[jwt]\nacess_token_lifetime = \"5m\"\n", vec![]).unwrap_err();
+        assert!(e.0.contains("acess_token_lifetime"), "{e}");
+        let e = Config::load("", vars(&[("SEKISHO_JWT__ROTATE_REFRESH_TOKENS", "maybe")])).unwrap_err();
+        assert!(e.0.contains("rotate_refresh_tokens"), "{e}");
+        assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn masked_output_hides_secrets() {
+        let key = "k".repeat(40);
+        let c = Config::load("", vars(&[("SEKISHO_JWT__SIGNING_KEY", &key)])).unwrap();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains(&key));
+        assert!(shown.contains("********"));
+        assert!(!format!("{c:?}").contains(&key));
+        assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:********@h/db");
+    }
+}

@@ -1,0 +1,263 @@
+//! Password hashing. Argon2id by default, stored in Django's `argon2$argon2id$…` format so a
+//! user table can move between Django and sekisho in both directions; Django's
+//! `pbkdf2_sha256$…` hashes verify too and are upgraded on the next successful login.
+//!
+//! Hashing is deliberately slow, so it never runs on an async worker: every hash goes to a
+//! blocking thread behind a semaphore that bounds how many run at once (a login flood then waits
+//! in line instead of starving token and session checks). An unknown user is checked against a
+//! dummy hash of the same cost, so timing does not reveal which usernames exist.
+
+use crate::config::PasswordsConfig;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    Mismatch,
+    /// Correct; `upgrade` when the stored hash uses an older scheme or weaker parameters.
+    Match { upgrade: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Argon2Params {
+    m: u32,
+    t: u32,
+    p: u32,
+}
+
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    params: Argon2Params,
+    dummy: Arc<str>,
+}
+
+impl Passwords {
+    pub fn new(cfg: &PasswordsConfig) -> Self {
+        let n = if cfg.hash_concurrency == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        } else {
+            cfg.hash_concurrency as usize
+        };
+        let params = Argon2Params {
+            m: cfg.argon2_memory_kib as u32,
+            t: cfg.argon2_iterations as u32,
+            p: cfg.argon2_parallelism as u32,
+        };
+        // A syntactically valid hash nobody knows the password of: verifying against it costs
+        // exactly what verifying a real hash with the current parameters costs.
+        let dummy = format_argon2(params, &crate::random::bytes::<16>(), &crate::random::bytes::<32>());
+        Passwords { permits: Arc::new(Semaphore::new(n.max(1))), params, dummy: dummy.into() }
+    }
+
+    /// A description for benchmarks and docs, e.g. `argon2id m=19456 t=2 p=1`.
+    pub fn describe(&self) -> String {
+        format!("argon2id m={} t={} p={}", self.params.m, self.params.t, self.params.p)
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
+        let params = self.params;
+        let password = password.to_owned();
+        self.blocking(move || {
+            let salt = crate::random::bytes::<16>();
+            let out = argon2_raw(params, password.as_bytes(), &salt, 32)?;
+            Ok(format_argon2(params, &salt, &out))
+        })
+        .await
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when there is no user.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Verification {
+        let is_real = stored.is_some();
+        let stored = stored.map(str::to_owned).unwrap_or_else(|| self.dummy.to_string());
+        let password = password.to_owned();
+        let current = self.params;
+        let v = self
+            .blocking(move || Ok(verify_sync(current, &password, &stored)))
+            .await
+            .unwrap_or(Verification::Mismatch);
+        if is_real { v } else { Verification::Mismatch }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Hash("hasher closed".into()))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| PasswordError::Hash(e.to_string()))?
+    }
+}
+
+fn argon2_raw(p: Argon2Params, password: &[u8], salt: &[u8], len: usize) -> Result<Vec<u8>, PasswordError> {
+    argon2_raw_alg(argon2::Algorithm::Argon2id, p, password, salt, len)
+}
+
+fn argon2_raw_alg(
+    alg: argon2::Algorithm,
+    p: Argon2Params,
+    password: &[u8],
+    salt: &[u8],
+    len: usize,
+) -> Result<Vec<u8>, PasswordError> {
+    let params = argon2::Params::new(p.m, p.t, p.p, Some(len)).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let ctx = argon2::Argon2::new(alg, argon2::Version::V0x13, params);
+    let mut out = vec![0u8; len];
+    ctx.hash_password_into(password, salt, &mut out)
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(out)
+}
+
+fn format_argon2(p: Argon2Params, salt: &[u8], hash: &[u8]) -> String {
+    format!(
+        "argon2$argon2id$v=19$m={},t={},p={}${}${}",
+        p.m,
+        p.t,
+        p.p,
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(hash)
+    )
+}
+
+fn verify_sync(current: Argon2Params, password: &str, stored: &str) -> Verification {
+    let (ok, upgrade) = if let Some(rest) = stored.strip_prefix("argon2$") {
+        match verify_argon2(password, rest) {
+            Some((ok, alg, params)) => (ok, alg != "argon2id" || params != current),
+            None => (false, false),
+        }
+    } else if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+        (verify_pbkdf2_sha256(password, rest).unwrap_or(false), true)
+    } else {
+        // Unusable passwords (`!…`) and formats not supported never match.
+        (false, false)
+    };
+    if ok { Verification::Match { upgrade } } else { Verification::Mismatch }
+}
+
+/// `argon2id$v=19$m=…,t=…,p=…$salt$hash` (Django's format after its `argon2$` prefix).
+fn verify_argon2(password: &str, rest: &str) -> Option<(bool, &'static str, Argon2Params)> {
+    let mut parts = rest.split('$');
+    let (alg_name, alg) = match parts.next()? {
+        "argon2id" => ("argon2id", argon2::Algorithm::Argon2id),
+        "argon2i" => ("argon2i", argon2::Algorithm::Argon2i),
+        _ => return None,
+    };
+    if parts.next()? != "v=19" {
+        return None;
+    }
+    let mut params = Argon2Params { m: 0, t: 0, p: 0 };
+    for kv in parts.next()?.split(',') {
+        let (k, v) = kv.split_once('=')?;
+        let v: u32 = v.parse().ok()?;
+        match k {
+            "m" => params.m = v,
+            "t" => params.t = v,
+            "p" => params.p = v,
+            _ => return None,
+        }
+    }
+    let salt = STANDARD_NO_PAD.decode(parts.next()?).ok()?;
+    let expected = STANDARD_NO_PAD.decode(parts.next()?).ok()?;
+    if parts.next().is_some() || expected.len() < 16 || expected.len() > 64 {
+        return None;
+    }
+    // Refuse absurd stored parameters rather than let a crafted hash exhaust memory.
+    if params.m > 4 * 1024 * 1024 || params.t > 64 || params.p > 64 {
+        return None;
+    }
+    let got = argon2_raw_alg(alg, params, password.as_bytes(), &salt, expected.len()).ok()?;
+    Some((bool::from(got.ct_eq(&expected)), alg_name, params))
+}
+
+/// Django's `pbkdf2_sha256$iterations$salt$base64(hash)`.
+fn verify_pbkdf2_sha256(password: &str, rest: &str) -> Option<bool> {
+    let mut parts = rest.splitn(3, '$');
+    let iterations: u32 = parts.next()?.parse().ok()?;
+    let salt = parts.next()?;
+    let expected = STANDARD.decode(parts.next()?).ok()?;
+    if iterations == 0 || iterations > 10_000_000 || expected.is_empty() || expected.len() > 64 {
+        return None;
+    }
+    let mut got = vec![0u8; expected.len()];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut got);
+    Some(bool::from(got.ct_eq(&expected)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> Passwords {
+        Passwords::new(&PasswordsConfig {
+            hash_concurrency: 2,
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+        })
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let p = fast();
+        let h = p.hash("correct horse").await.unwrap();
+        assert!(h.starts_with("argon2$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(p.verify("correct horse", Some(&h)).await, Verification::Match { upgrade: false });
+        assert_eq!(p.verify("correct horse ", Some(&h)).await, Verification::Mismatch, "no trimming");
+        assert_eq!(p.verify("wrong", Some(&h)).await, Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_matches_even_with_the_dummy_password() {
+        let p = fast();
+        assert_eq!(p.verify("", None).await, Verification::Mismatch);
+        assert_eq!(p.verify("anything", None).await, Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn weaker_params_ask_for_an_upgrade() {
+        let weak = fast();
+        let h = weak.hash("pw").await.unwrap();
+        let strong = Passwords::new(&PasswordsConfig { argon2_memory_kib: 128, ..PasswordsConfig::default() });
+        assert_eq!(strong.verify("pw", Some(&h)).await, Verification::Match { upgrade: true });
+    }
+
+    #[tokio::test]
+    async fn verifies_django_pbkdf2_and_argon2_hashes() {
+        let p = fast();
+        let mut dk = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"hunter2", b"saltsaltsalt", 1000, &mut dk);
+        let django = format!("pbkdf2_sha256$1000$saltsaltsalt${}", STANDARD.encode(dk));
+        assert_eq!(p.verify("hunter2", Some(&django)).await, Verification::Match { upgrade: true });
+        assert_eq!(p.verify("hunter3", Some(&django)).await, Verification::Mismatch);
+        // Computed independently with Python's hashlib.pbkdf2_hmac, which Django itself calls.
+        let vector = "pbkdf2_sha256$100000$seasalt$BNZ6eyaNc8qFTJPjrAq99hSYb73EgAdytAtdBg2Sdcc=";
+        assert!(matches!(p.verify("lètmein", Some(vector)).await, Verification::Match { .. }));
+
+        let params = Argon2Params { m: 64, t: 1, p: 1 };
+        let out = argon2_raw_alg(argon2::Algorithm::Argon2i, params, b"hunter2", b"somesaltsalt", 32).unwrap();
+        let argon2i = format!("argon2$argon2i$v=19$m=64,t=1,p=1${}${}", STANDARD_NO_PAD.encode(b"somesaltsalt"), STANDARD_NO_PAD.encode(out));
+        assert_eq!(p.verify("hunter2", Some(&argon2i)).await, Verification::Match { upgrade: true });
+    }
+
+    #[tokio::test]
+    async fn unusable_and_malformed_hashes_never_match() {
+        let p = fast();
+        for h in ["!unusable", "", "argon2$argon2id$v=19$m=x$a$b", "pbkdf2_sha256$0$s$", "md5$x$y", "argon2$argon2id$v=19$m=99999999,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+            assert_eq!(p.verify("x", Some(h)).await, Verification::Mismatch, "{h}");
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The authentication service: the one place that combines stores, the token policy, password
+//! hashing and the clock into the operations the HTTP layer and the CLI call.
+
+use crate::clock::{Clock, Timestamp};
+use crate::config::JwtConfig;
+use crate::error::AuthError;
+use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Successor};
+use crate::password::{Passwords, Verification};
+use crate::random;
+use crate::store::{FamilyStore, UserStore};
+use crate::token::{Claims, TokenError, TokenPolicy, TokenType};
+use crate::user::{NewUser, User, UserId, validate_username};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lifetimes and switches for tokens, copied out of [`JwtConfig`] once.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub access_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+    pub absolute_lifetime: Duration,
+    pub rotate: bool,
+    pub grace: Duration,
+    pub strict_access: bool,
+}
+
+impl From<&JwtConfig> for TokenSettings {
+    fn from(c: &JwtConfig) -> Self {
+        TokenSettings {
+            access_lifetime: c.access_token_lifetime.0,
+            refresh_lifetime: c.refresh_token_lifetime.0,
+            absolute_lifetime: c.refresh_absolute_lifetime.0,
+            rotate: c.rotate_refresh_tokens,
+            grace: c.reuse_grace.0,
+            strict_access: c.strict_access,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Refreshed {
+    pub access: String,
+    /// The successor refresh token; `None` when rotation is off.
+    pub refresh: Option<String>,
+    /// True when this answer came from the grace window (a racing request rotated first).
+    pub from_grace: bool,
+}
+
+/// What an `Authorization` header says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthorizationHeader<'a> {
+    /// Not a scheme sekisho handles (e.g. `Basic`): ignored, as simplejwt ignores it.
+    Other,
+    Bearer(&'a str),
+}
+
+/// Splits `Bearer <token>`; the scheme is matched case-insensitively.
+pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, AuthError> {
+    let mut parts = value.split(' ').filter(|p| !p.is_empty());
+    let Some(scheme) = parts.next() else { return Ok(AuthorizationHeader::Other) };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(AuthorizationHeader::Other);
+    }
+    match (parts.next(), parts.next()) {
+        (Some(token), None) => Ok(AuthorizationHeader::Bearer(token)),
+        _ => Err(AuthError::BadAuthorizationHeader),
+    }
+}
+
+/// An authenticated bearer request.
+#[derive(Clone, Debug)]
+pub struct BearerIdentity {
+    pub user: User,
+    pub claims: Claims,
+}
+
+pub struct AuthService {
+    pub users: Arc<dyn UserStore>,
+    pub families: Arc<dyn FamilyStore>,
+    pub tokens: TokenPolicy,
+    pub passwords: Passwords,
+    pub clock: Arc<dyn Clock>,
+    pub settings: TokenSettings,
+}
+
+impl AuthService {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub async fn ready(&self) -> Result<(), AuthError> {
+        self.users.ping().await?;
+        self.families.ping().await?;
+        Ok(())
+    }
+
+    /// Checks a username and password. Unknown users and inactive users cost one full hash
+    /// check too, and all failures look the same to the caller.
+    pub async fn check_password(&self, username: &str, password: &str) -> Result<User, AuthError> {
+        let stored = self.users.user_by_username(username).await?;
+        let hash = stored.as_ref().map(|s| s.password_hash.as_str());
+        let verdict = self.passwords.verify(password, hash).await;
+        let (Some(stored), Verification::Match { upgrade }) = (stored, verdict) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !stored.user.is_active {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if upgrade {
+            // Re-hash with current parameters now that the plain password is at hand; a failure
+            // here must not fail the login.
+            match self.passwords.hash(password).await {
+                Ok(h) => {
+                    if let Err(e) = self.users.set_password_hash(stored.user.id, &h).await {
+                        tracing::warn!(user_id = stored.user.id, error = %e, "password hash upgrade not saved");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "password hash upgrade failed"),
+            }
+        }
+        self.users.record_login(stored.user.id, self.now()).await?;
+        Ok(stored.user)
+    }
+
+    /// `POST /api/token/`: a new family (one login) and its first token pair.
+    pub async fn obtain_pair(&self, username: &str, password: &str) -> Result<TokenPair, AuthError> {
+        let user = self.check_password(username, password).await?;
+        self.issue_pair(&user).await
+    }
+
+    pub async fn issue_pair(&self, user: &User) -> Result<TokenPair, AuthError> {
+        let now = self.now();
+        let now_s = now.secs();
+        let absolute_exp = now.plus(self.settings.absolute_lifetime).secs();
+        let first = Successor {
+            jti: random::hex128(),
+            iat: now_s,
+            exp: (now.plus(self.settings.refresh_lifetime).secs()).min(absolute_exp),
+        };
+        let family = FamilyRecord {
+            id: random::hex128(),
+            user_id: user.id,
+            current_jti: first.jti.clone(),
+            current_iat: first.iat,
+            current_exp: first.exp,
+            previous_jti: None,
+            rotated_at: None,
+            created_at: now,
+            absolute_exp,
+            revoked_at: None,
+        };
+        // Persist before handing anything out: a token whose state was not stored must never
+        // leave the server.
+        self.families.create_family(&family).await?;
+        let uid = user.id.to_string();
+        Ok(TokenPair {
+            access: self.sign_access(&uid, &family.id, now),
+            refresh: self.sign_refresh(&uid, &family.id, &first),
+        })
+    }
+
+    fn sign_access(&self, user_id: &str, family: &str, now: Timestamp) -> String {
+        self.tokens.sign(&Claims {
+            token_type: TokenType::Access,
+            exp: now.plus(self.settings.access_lifetime).secs(),
+            iat: now.secs(),
+            jti: random::hex128(),
+            user_id: Some(user_id.to_string()),
+            family: Some(family.to_string()),
+        })
+    }
+
+    fn sign_refresh(&self, user_id: &str, family: &str, s: &Successor) -> String {
+        self.tokens.sign(&Claims {
+            token_type: TokenType::Refresh,
+            exp: s.exp,
+            iat: s.iat,
+            jti: s.jti.clone(),
+            user_id: Some(user_id.to_string()),
+            family: Some(family.to_string()),
+        })
+    }
+
+    /// `POST /api/token/refresh/`: rotate the family atomically. Parallel refreshes of one token
+    /// all succeed and agree inside the grace window; older tokens revoke the family.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
+        let Some(family) = claims.family.clone() else {
+            // Minted by another issuer (no family to rotate within): refuse rather than let an
+            // unbounded number of parallel families be forked from it.
+            return Err(TokenError::Invalid.into());
+        };
+        let uid = claims.user_id.clone().ok_or(AuthError::Token(TokenError::Invalid))?;
+        let user_id: UserId = uid.parse().map_err(|_| AuthError::Token(TokenError::Invalid))?;
+        match self.users.user_by_id(user_id).await? {
+            Some(u) if u.is_active => {}
+            _ => return Err(AuthError::NoActiveAccount),
+        }
+        let outcome = self
+            .families
+            .rotate(&RotateRequest {
+                family_id: family.clone(),
+                presented_jti: claims.jti.clone(),
+                new_jti: random::hex128(),
+                now,
+                grace: self.settings.grace,
+                idle_lifetime: self.settings.refresh_lifetime,
+                rotate: self.settings.rotate,
+            })
+            .await?;
+        let access = || self.sign_access(&uid, &family, now);
+        match outcome {
+            RotateOutcome::Rotated(s) => Ok(Refreshed {
+                access: access(),
+                refresh: Some(self.sign_refresh(&uid, &family, &s)),
+                from_grace: false,
+            }),
+            RotateOutcome::Grace(s) => Ok(Refreshed {
+                access: access(),
+                refresh: Some(self.sign_refresh(&uid, &family, &s)),
+                from_grace: true,
+            }),
+            RotateOutcome::Unchanged(_) => Ok(Refreshed { access: access(), refresh: None, from_grace: false }),
+            RotateOutcome::ReuseDetected => {
+                tracing::warn!(user_id, family = %short(&family), "refresh token reuse detected; family revoked");
+                Err(TokenError::Blacklisted.into())
+            }
+            RotateOutcome::Revoked | RotateOutcome::NotFound => Err(TokenError::Blacklisted.into()),
+            RotateOutcome::Expired => Err(TokenError::Expired.into()),
+        }
+    }
+
+    /// `POST /api/token/verify/`: signature and lifetime, plus revocation state for tokens that
+    /// belong to a family (a rotated-away refresh token counts as blacklisted, as in simplejwt).
+    pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, None, now)?;
+        let Some(fid) = &claims.family else { return Ok(()) };
+        let family = self.families.family(fid).await?;
+        let live = match (&family, claims.token_type) {
+            (None, _) => false,
+            (Some(f), TokenType::Refresh) => f.accepts(&claims.jti, now, self.settings.grace),
+            (Some(f), TokenType::Access) => !f.is_revoked(),
+        };
+        if live { Ok(()) } else { Err(TokenError::Blacklisted.into()) }
+    }
+
+    /// `POST /api/token/blacklist/`: log out the login the refresh token belongs to.
+    pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
+        let Some(fid) = &claims.family else { return Err(TokenError::Invalid.into()) };
+        match self.families.revoke_family(fid, now, "logout").await? {
+            RevokeOutcome::Revoked => Ok(()),
+            RevokeOutcome::AlreadyRevoked | RevokeOutcome::NotFound => Err(TokenError::Blacklisted.into()),
+        }
+    }
+
+    /// Authenticates a bearer token on an API call (simplejwt's `JWTAuthentication`).
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<BearerIdentity, AuthError> {
+        let now = self.now();
+        let claims = self
+            .tokens
+            .verify(token, Some(TokenType::Access), now)
+            .map_err(|error| AuthError::AccessToken { class: TokenType::Access, error })?;
+        let uid = claims.user_id.as_deref().ok_or(AuthError::NoUserIdentification)?;
+        let id: UserId = uid.parse().map_err(|_| AuthError::UserNotFound)?;
+        let user = self.users.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
+        if !user.is_active {
+            return Err(AuthError::UserInactive);
+        }
+        if self.settings.strict_access {
+            if let Some(fid) = &claims.family {
+                let revoked = self.families.family(fid).await?.is_none_or(|f| f.is_revoked());
+                if revoked {
+                    return Err(AuthError::AccessToken { class: TokenType::Access, error: TokenError::Blacklisted });
+                }
+            }
+        }
+        Ok(BearerIdentity { user, claims })
+    }
+
+    pub async fn create_user(&self, new: &NewUser, password: &str) -> Result<User, AuthError> {
+        validate_username(&new.username).map_err(AuthError::Invalid)?;
+        validate_password(password)?;
+        let hash = self.passwords.hash(password).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        Ok(self.users.create_user(new, &hash, self.now()).await?)
+    }
+
+    /// Sets a new password and ends every refresh family of the user (DESIGN §3.2).
+    pub async fn set_password(&self, user: UserId, password: &str) -> Result<(), AuthError> {
+        validate_password(password)?;
+        let hash = self.passwords.hash(password).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        if !self.users.set_password_hash(user, &hash).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        self.families.revoke_user_families(user, self.now(), "password").await?;
+        Ok(())
+    }
+
+    /// Disables the account and ends every refresh family of the user.
+    pub async fn deactivate(&self, user: UserId) -> Result<(), AuthError> {
+        if !self.users.set_active(user, false).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        self.families.revoke_user_families(user, self.now(), "deactivated").await?;
+        Ok(())
+    }
+
+    pub async fn purge_expired(&self) -> Result<u64, AuthError> {
+        Ok(self.families.purge_expired_families(self.now()).await?)
+    }
+}
+
+/// Passwords are taken as given (never trimmed), but an empty one or one large enough to be a
+/// denial of service is refused.
+pub fn validate_password(password: &str) -> Result<(), AuthError> {
+    if password.is_empty() {
+        return Err(AuthError::Invalid("password must not be empty".into()));
+    }
+    if password.len() > 4096 {
+        return Err(AuthError::Invalid("password must be at most 4096 bytes".into()));
+    }
+    Ok(())
+}
+
+/// The first characters of an id, for logs that must not carry the whole identifier.
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_header_parsing() {
+        assert_eq!(parse_authorization("Bearer abc").unwrap(), AuthorizationHeader::Bearer("abc"));
+        assert_eq!(parse_authorization("bearer abc").unwrap(), AuthorizationHeader::Bearer("abc"));
+        assert_eq!(parse_authorization("BEARER abc").unwrap(), AuthorizationHeader::Bearer("abc"));
+        assert_eq!(parse_authorization("Basic dXNlcjpwdw==").unwrap(), AuthorizationHeader::Other);
+        assert_eq!(parse_authorization("").unwrap(), AuthorizationHeader::Other);
+        assert!(matches!(parse_authorization("Bearer"), Err(AuthError::BadAuthorizationHeader)));
+        assert!(matches!(parse_authorization("Bearer a b"), Err(AuthError::BadAuthorizationHeader)));
+    }
+}

@@ -1,0 +1,50 @@
+//! Storage traits, shaped by the domain's operations rather than a key-value API, so that each
+//! backend can make every operation atomic its own way (a transaction, a conditional update, a
+//! server-side script). Stores live in application state as `Arc<dyn …>`.
+
+use crate::clock::Timestamp;
+use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
+use crate::user::{NewUser, StoredUser, User, UserId};
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or timed out. Callers fail closed (503), never open.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (e.g. the username exists).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    async fn ping(&self) -> StoreResult<()>;
+    async fn create_user(&self, user: &NewUser, password_hash: &str, now: Timestamp) -> StoreResult<User>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<StoredUser>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Returns false when no such user exists.
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool>;
+    async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool>;
+    async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+}
+
+/// Refresh families: one bounded record per login, never a row per rotation.
+#[async_trait]
+pub trait FamilyStore: Send + Sync + 'static {
+    async fn ping(&self) -> StoreResult<()>;
+    async fn create_family(&self, family: &FamilyRecord) -> StoreResult<()>;
+    async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>>;
+    /// Atomically applies [`crate::family::decide_rotation`] to the family: under any number of
+    /// concurrent calls (from any number of server instances) exactly one rotation of a given
+    /// token happens.
+    async fn rotate(&self, request: &RotateRequest) -> StoreResult<RotateOutcome>;
+    async fn revoke_family(&self, id: &str, now: Timestamp, reason: &str) -> StoreResult<RevokeOutcome>;
+    /// Revokes every live family of a user; returns how many.
+    async fn revoke_user_families(&self, user: UserId, now: Timestamp, reason: &str) -> StoreResult<u64>;
+    /// Deletes records whose tokens have all expired; returns how many.
+    async fn purge_expired_families(&self, now: Timestamp) -> StoreResult<u64>;
+}

@@ -1,0 +1,264 @@
+//! JWTs compatible with djangorestframework-simplejwt: the same claims (`token_type`, `exp`,
+//! `iat`, `jti` as 32 hex, the user id as a string), the same checks in the same order, and the
+//! same error strings, so an SPA written for the Django stack cannot tell the difference.
+//!
+//! [`TokenPolicy`] is the single verification policy built from config at start-up. The JOSE
+//! crate is used for signatures only; every claim check is done here, on purpose, against the
+//! injected clock and with sekisho's defaults (leeway 0, `nbf`/`iat` in the future refused,
+//! header fields that point at other keys refused).
+
+use crate::clock::Timestamp;
+use crate::config::{ConfigError, JwtConfig};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Access => "access",
+            TokenType::Refresh => "refresh",
+        }
+    }
+    /// simplejwt's class name, used in the `messages` list of API authentication failures.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            TokenType::Access => "AccessToken",
+            TokenType::Refresh => "RefreshToken",
+        }
+    }
+}
+
+/// Why a token was refused; `message()` is simplejwt's string for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Token is invalid")]
+    Invalid,
+    #[error("Token is expired")]
+    Expired,
+    #[error("Token has wrong type")]
+    WrongType,
+    #[error("Token has no type")]
+    NoType,
+    #[error("Token has no id")]
+    NoId,
+    #[error("Token has no 'exp' claim")]
+    NoExp,
+    #[error("Token is blacklisted")]
+    Blacklisted,
+}
+
+impl TokenError {
+    pub fn message(self) -> String {
+        self.to_string()
+    }
+}
+
+/// The claims sekisho reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    pub token_type: TokenType,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    /// The user id as a string (simplejwt ≥ 5.4 writes it as a string; older tokens carry a
+    /// number, which is accepted). `None` when the token carries no user id claim.
+    pub user_id: Option<String>,
+    /// The refresh family (login) this token belongs to; absent in tokens minted elsewhere.
+    pub family: Option<String>,
+}
+
+/// Tokens longer than this are refused before any parsing (a cheap guard against oversized
+/// headers and payloads).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+pub struct TokenPolicy {
+    algorithm: Algorithm,
+    header: Header,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    signature_only: Validation,
+    leeway: i64,
+    issuer: Option<String>,
+    audience: Option<String>,
+    user_id_claim: String,
+}
+
+impl TokenPolicy {
+    /// Builds the policy. For HMAC algorithms `key` is used as raw bytes — a configured string
+    /// key is its UTF-8 bytes, exactly as Django's `SECRET_KEY` is used by simplejwt.
+    pub fn new(jwt: &JwtConfig, key: &[u8]) -> Result<Self, ConfigError> {
+        let algorithm = match jwt.algorithm.as_str() {
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            other => return Err(ConfigError(format!("jwt.algorithm: {other:?} is not supported"))),
+        };
+        if key.len() < crate::config::MIN_HMAC_KEY_BYTES {
+            return Err(ConfigError(format!(
+                "jwt signing key: must be at least {} bytes (got {})",
+                crate::config::MIN_HMAC_KEY_BYTES,
+                key.len()
+            )));
+        }
+        let mut signature_only = Validation::new(algorithm);
+        signature_only.algorithms = vec![algorithm];
+        signature_only.leeway = 0;
+        signature_only.validate_exp = false;
+        signature_only.validate_nbf = false;
+        signature_only.validate_aud = false;
+        signature_only.required_spec_claims = HashSet::new();
+        signature_only.aud = None;
+        signature_only.iss = None;
+        signature_only.sub = None;
+        let mut header = Header::new(algorithm);
+        header.typ = Some("JWT".into());
+        Ok(TokenPolicy {
+            algorithm,
+            header,
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            signature_only,
+            leeway: jwt.leeway.0.as_secs() as i64,
+            issuer: jwt.issuer.clone(),
+            audience: jwt.audience.clone(),
+            user_id_claim: jwt.user_id_claim.clone(),
+        })
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Signs claims. Serialisation is deterministic (sorted keys), so signing the same claims
+    /// with an HMAC key twice gives the same token — what lets a grace-window refresh hand out
+    /// the identical successor without storing it.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let mut m = Map::new();
+        m.insert("token_type".into(), Value::from(claims.token_type.as_str()));
+        m.insert("exp".into(), Value::from(claims.exp));
+        m.insert("iat".into(), Value::from(claims.iat));
+        m.insert("jti".into(), Value::from(claims.jti.as_str()));
+        if let Some(uid) = &claims.user_id {
+            m.insert(self.user_id_claim.clone(), Value::from(uid.as_str()));
+        }
+        if let Some(fid) = &claims.family {
+            m.insert("fid".into(), Value::from(fid.as_str()));
+        }
+        if let Some(iss) = &self.issuer {
+            m.insert("iss".into(), Value::from(iss.as_str()));
+        }
+        if let Some(aud) = &self.audience {
+            m.insert("aud".into(), Value::from(aud.as_str()));
+        }
+        jsonwebtoken::encode(&self.header, &m, &self.encoding)
+            .expect("HMAC signing of a JSON map cannot fail")
+    }
+
+    /// Verifies a token, checking in simplejwt's order: signature, `exp`/`nbf`/`iat` (PyJWT),
+    /// `aud`/`iss`, then presence of `exp` and `jti`, then `token_type` against `expected`.
+    pub fn verify(&self, token: &str, expected: Option<TokenType>, now: Timestamp) -> Result<Claims, TokenError> {
+        use TokenError::*;
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid)?;
+        // Header fields that name another key (or demand extensions we do not implement) could
+        // steer verification to an attacker's key; the configured key is the only key.
+        if header.alg != self.algorithm
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(Invalid);
+        }
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.signature_only)
+            .map_err(|_| Invalid)?;
+        let c = data.claims;
+        let now_s = now.secs();
+        let exp = match c.get("exp") {
+            None => None,
+            Some(v) => Some(numeric(v).ok_or(Invalid)?),
+        };
+        if let Some(exp) = exp {
+            if exp <= now_s - self.leeway {
+                return Err(Expired);
+            }
+        }
+        if let Some(v) = c.get("nbf") {
+            if numeric(v).ok_or(Invalid)? > now_s + self.leeway {
+                return Err(Invalid);
+            }
+        }
+        let iat = match c.get("iat") {
+            None => None,
+            Some(v) => Some(numeric(v).ok_or(Invalid)?),
+        };
+        if iat.is_some_and(|iat| iat > now_s + self.leeway) {
+            return Err(Invalid);
+        }
+        if let Some(want) = &self.audience {
+            let ok = match c.get("aud") {
+                Some(Value::String(a)) => a == want,
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
+                _ => false,
+            };
+            if !ok {
+                return Err(Invalid);
+            }
+        }
+        if let Some(want) = &self.issuer {
+            if c.get("iss").and_then(Value::as_str) != Some(want) {
+                return Err(Invalid);
+            }
+        }
+        let exp = exp.ok_or(NoExp)?;
+        let jti = match c.get("jti") {
+            None => return Err(NoId),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(_) => return Err(Invalid),
+        };
+        let token_type = match c.get("token_type") {
+            None => return Err(NoType),
+            Some(Value::String(s)) if s == "access" => TokenType::Access,
+            Some(Value::String(s)) if s == "refresh" => TokenType::Refresh,
+            Some(_) => return Err(WrongType),
+        };
+        if let Some(want) = expected {
+            if want != token_type {
+                return Err(WrongType);
+            }
+        }
+        let user_id = match c.get(&self.user_id_claim) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => None,
+        };
+        let family = match c.get("fid") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(Invalid),
+        };
+        Ok(Claims { token_type, exp, iat: iat.unwrap_or(0), jti, user_id, family })
+    }
+}
+
+/// A JSON number as whole seconds (PyJWT truncates floats the same way); anything else is not
+/// a time, and a wrong-typed time claim must never skip its check.
+fn numeric(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

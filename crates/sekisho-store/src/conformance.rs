@@ -1,0 +1,154 @@
+//! One behaviour suite for every store backend: each backend's tests call [`run_all`] with its
+//! own instances, so SQLite, PostgreSQL and Redis are held to exactly the same contract.
+
+use sekisho_core::clock::Timestamp;
+use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
+use sekisho_core::random::hex128;
+use sekisho_core::store::{FamilyStore, StoreError, UserStore};
+use sekisho_core::user::NewUser;
+use std::sync::Arc;
+use std::time::Duration;
+
+const T0: i64 = 1_900_000_000;
+
+pub async fn run_all(users: Arc<dyn UserStore>, families: Arc<dyn FamilyStore>) {
+    users_round_trip(&*users).await;
+    rotation_sequence(&*users, &*families).await;
+    parallel_rotation_has_one_winner(&*users, families.clone(), Duration::from_secs(5)).await;
+    parallel_rotation_has_one_winner(&*users, families.clone(), Duration::ZERO).await;
+    revocation_and_purge(&*users, &*families).await;
+}
+
+async fn new_user(users: &dyn UserStore) -> i64 {
+    let name = format!("u{}", &hex128()[..12]);
+    users
+        .create_user(&NewUser { username: name, ..Default::default() }, "!", Timestamp::from_secs(T0))
+        .await
+        .unwrap()
+        .id
+}
+
+fn family(user_id: i64) -> FamilyRecord {
+    FamilyRecord {
+        id: hex128(),
+        user_id,
+        current_jti: hex128(),
+        current_iat: T0,
+        current_exp: T0 + 100,
+        previous_jti: None,
+        rotated_at: None,
+        created_at: Timestamp::from_secs(T0),
+        absolute_exp: T0 + 1000,
+        revoked_at: None,
+    }
+}
+
+fn req(f: &FamilyRecord, presented: &str, now_s: i64, grace: Duration) -> RotateRequest {
+    RotateRequest {
+        family_id: f.id.clone(),
+        presented_jti: presented.to_string(),
+        new_jti: hex128(),
+        now: Timestamp::from_secs(now_s),
+        grace,
+        idle_lifetime: Duration::from_secs(100),
+        rotate: true,
+    }
+}
+
+async fn users_round_trip(users: &dyn UserStore) {
+    users.ping().await.unwrap();
+    let new = NewUser { username: format!("alice{}", &hex128()[..6]), email: "a@example.com".into(), is_staff: true, is_superuser: false };
+    let u = users.create_user(&new, "hash-1", Timestamp::from_secs(T0)).await.unwrap();
+    assert_eq!(u.username, new.username);
+    assert!(u.is_active && u.is_staff && !u.is_superuser);
+    assert!(matches!(
+        users.create_user(&new, "hash-2", Timestamp::from_secs(T0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = users.user_by_username(&new.username).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, "hash-1");
+    assert_eq!(stored.user, u);
+    assert!(users.user_by_username("nobody-here").await.unwrap().is_none());
+    assert!(users.set_password_hash(u.id, "hash-3").await.unwrap());
+    assert_eq!(users.user_by_username(&new.username).await.unwrap().unwrap().password_hash, "hash-3");
+    assert!(users.set_active(u.id, false).await.unwrap());
+    assert!(!users.user_by_id(u.id).await.unwrap().unwrap().is_active);
+    assert!(!users.set_active(i64::MAX, false).await.unwrap());
+    users.record_login(u.id, Timestamp::from_secs(T0 + 1)).await.unwrap();
+    assert!(users.list_users().await.unwrap().iter().any(|x| x.id == u.id));
+}
+
+async fn rotation_sequence(users: &dyn UserStore, families: &dyn FamilyStore) {
+    let f = family(new_user(users).await);
+    families.create_family(&f).await.unwrap();
+    assert_eq!(families.family(&f.id).await.unwrap().unwrap(), f);
+    let g = Duration::from_secs(5);
+    let RotateOutcome::Rotated(s1) = families.rotate(&req(&f, &f.current_jti, T0 + 10, g)).await.unwrap() else {
+        panic!("first rotation must win")
+    };
+    assert_eq!((s1.iat, s1.exp), (T0 + 10, T0 + 110));
+    // The racer inside the grace window gets the same successor.
+    assert_eq!(families.rotate(&req(&f, &f.current_jti, T0 + 11, g)).await.unwrap(), RotateOutcome::Grace(s1.clone()));
+    let after = families.family(&f.id).await.unwrap().unwrap();
+    assert_eq!(after.current_jti, s1.jti);
+    assert_eq!(after.previous_jti.as_deref(), Some(f.current_jti.as_str()));
+    // After the window, the predecessor is reuse: the whole family goes.
+    assert_eq!(families.rotate(&req(&f, &f.current_jti, T0 + 20, g)).await.unwrap(), RotateOutcome::ReuseDetected);
+    assert_eq!(families.rotate(&req(&f, &s1.jti, T0 + 21, g)).await.unwrap(), RotateOutcome::Revoked);
+    let missing = FamilyRecord { id: hex128(), ..f.clone() };
+    assert_eq!(families.rotate(&req(&missing, &f.current_jti, T0, g)).await.unwrap(), RotateOutcome::NotFound);
+}
+
+async fn parallel_rotation_has_one_winner(users: &dyn UserStore, families: Arc<dyn FamilyStore>, grace: Duration) {
+    let f = family(new_user(users).await);
+    families.create_family(&f).await.unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let families = families.clone();
+            let r = req(&f, &f.current_jti, T0 + 10, grace);
+            tokio::spawn(async move { families.rotate(&r).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let winners: Vec<_> = outcomes.iter().filter_map(|o| match o { RotateOutcome::Rotated(s) => Some(s.clone()), _ => None }).collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation: {outcomes:?}");
+    for o in &outcomes {
+        match o {
+            RotateOutcome::Rotated(_) => {}
+            RotateOutcome::Grace(s) => {
+                assert!(!grace.is_zero());
+                assert_eq!(s, &winners[0], "every racer gets the one successor");
+            }
+            RotateOutcome::ReuseDetected | RotateOutcome::Revoked => assert!(grace.is_zero(), "{o:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn revocation_and_purge(users: &dyn UserStore, families: &dyn FamilyStore) {
+    let uid = new_user(users).await;
+    let a = family(uid);
+    let b = family(uid);
+    let other = family(new_user(users).await);
+    for f in [&a, &b, &other] {
+        families.create_family(f).await.unwrap();
+    }
+    let now = Timestamp::from_secs(T0 + 1);
+    assert_eq!(families.revoke_family(&a.id, now, "logout").await.unwrap(), RevokeOutcome::Revoked);
+    assert_eq!(families.revoke_family(&a.id, now, "logout").await.unwrap(), RevokeOutcome::AlreadyRevoked);
+    assert_eq!(families.revoke_family(&hex128(), now, "logout").await.unwrap(), RevokeOutcome::NotFound);
+    assert_eq!(families.revoke_user_families(uid, now, "password").await.unwrap(), 1, "only b was still live");
+    assert!(families.family(&b.id).await.unwrap().unwrap().is_revoked());
+    assert!(!families.family(&other.id).await.unwrap().unwrap().is_revoked());
+    // Nothing is purged while a token could still be presented; everything once all expired.
+    families.purge_expired_families(Timestamp::from_secs(T0 + 99)).await.unwrap();
+    assert!(families.family(&other.id).await.unwrap().is_some());
+    let purged = families.purge_expired_families(Timestamp::from_secs(T0 + 101)).await.unwrap();
+    assert!(purged >= 3);
+    for f in [&a, &b, &other] {
+        assert!(families.family(&f.id).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,395 @@
+//! SQLite, embedded: the zero-setup default. WAL mode lets readers proceed during writes; every
+//! read-modify-write runs inside `BEGIN IMMEDIATE`, which takes the write lock up front so
+//! concurrent rotations serialise instead of failing on a lock upgrade.
+
+use crate::bounded;
+use async_trait::async_trait;
+use sekisho_core::clock::Timestamp;
+use sekisho_core::family::{
+    FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Write, decide_rotation,
+};
+use sekisho_core::store::{FamilyStore, StoreError, StoreResult, UserStore};
+use sekisho_core::user::{NewUser, StoredUser, User, UserId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    deadline: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (and creates, with its parent directory) the database named by a `sqlite://` URL.
+    pub async fn connect(url: &str, max_connections: u32, deadline: Duration) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("database.url: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(deadline);
+        let path = opts.get_filename();
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && path.to_str() != Some(":memory:") {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(deadline)
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite database: {e}")))?;
+        Ok(SqliteStore { pool, deadline })
+    }
+
+    /// Applies pending migrations; safe to run on every start.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn load_user(&self, row: SqliteRow) -> StoreResult<StoredUser> {
+        let id: i64 = row.get("id");
+        let groups: Vec<String> = bounded(
+            self.deadline,
+            sqlx::query_scalar(
+                "SELECT g.name FROM groups g JOIN user_groups ug ON ug.group_id = g.id
+                 WHERE ug.user_id = ? ORDER BY g.name",
+            )
+            .bind(id)
+            .fetch_all(&self.pool),
+        )
+        .await?;
+        let permissions: Vec<String> = bounded(
+            self.deadline,
+            sqlx::query_scalar(
+                "SELECT p.codename FROM permissions p JOIN user_permissions up ON up.permission_id = p.id
+                 WHERE up.user_id = ?1
+                 UNION
+                 SELECT p.codename FROM permissions p
+                 JOIN group_permissions gp ON gp.permission_id = p.id
+                 JOIN user_groups ug ON ug.group_id = gp.group_id
+                 WHERE ug.user_id = ?1
+                 ORDER BY 1",
+            )
+            .bind(id)
+            .fetch_all(&self.pool),
+        )
+        .await?;
+        Ok(StoredUser {
+            password_hash: row.get("password"),
+            user: User {
+                id,
+                username: row.get("username"),
+                email: row.get("email"),
+                first_name: row.get("first_name"),
+                last_name: row.get("last_name"),
+                is_active: row.get("is_active"),
+                is_staff: row.get("is_staff"),
+                is_superuser: row.get("is_superuser"),
+                groups,
+                permissions,
+            },
+        })
+    }
+}
+
+macro_rules! user_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, username, password, email, first_name, last_name, is_active, is_staff, is_superuser FROM users ",
+            $rest
+        )
+    };
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        bounded(self.deadline, sqlx::query("SELECT 1").execute(&self.pool)).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &NewUser, password_hash: &str, now: Timestamp) -> StoreResult<User> {
+        let res = bounded(
+            self.deadline,
+            sqlx::query(
+                "INSERT INTO users (username, password, email, is_staff, is_superuser, date_joined)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&user.username)
+            .bind(password_hash)
+            .bind(&user.email)
+            .bind(user.is_staff)
+            .bind(user.is_superuser)
+            .bind(now.millis())
+            .execute(&self.pool),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("user {:?} already exists", user.username)),
+            other => other,
+        })?;
+        let id = res.last_insert_rowid();
+        self.user_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("user vanished after insert".into()))
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<StoredUser>> {
+        let row = bounded(
+            self.deadline,
+            sqlx::query(user_select!("WHERE username = ?"))
+                .bind(username)
+                .fetch_optional(&self.pool),
+        )
+        .await?;
+        match row {
+            Some(r) => Ok(Some(self.load_user(r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = bounded(
+            self.deadline,
+            sqlx::query(user_select!("WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool),
+        )
+        .await?;
+        match row {
+            Some(r) => Ok(Some(self.load_user(r).await?.user)),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("UPDATE users SET password = ? WHERE id = ?").bind(hash).bind(id).execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("UPDATE users SET is_active = ? WHERE id = ?").bind(active).bind(id).execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
+        bounded(
+            self.deadline,
+            sqlx::query("UPDATE users SET last_login = ? WHERE id = ?").bind(now.millis()).bind(id).execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = bounded(
+            self.deadline,
+            sqlx::query(user_select!("ORDER BY id")).fetch_all(&self.pool),
+        )
+        .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for r in rows {
+            users.push(self.load_user(r).await?.user);
+        }
+        Ok(users)
+    }
+}
+
+fn family_from_row(r: &SqliteRow) -> FamilyRecord {
+    FamilyRecord {
+        id: r.get("id"),
+        user_id: r.get("user_id"),
+        current_jti: r.get("current_jti"),
+        current_iat: r.get("current_iat"),
+        current_exp: r.get("current_exp"),
+        previous_jti: r.get("previous_jti"),
+        rotated_at: r.get::<Option<i64>, _>("rotated_at_ms").map(Timestamp),
+        created_at: Timestamp(r.get("created_at_ms")),
+        absolute_exp: r.get("absolute_exp"),
+        revoked_at: r.get::<Option<i64>, _>("revoked_at_ms").map(Timestamp),
+    }
+}
+
+#[async_trait]
+impl FamilyStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        UserStore::ping(self).await
+    }
+
+    async fn create_family(&self, f: &FamilyRecord) -> StoreResult<()> {
+        bounded(
+            self.deadline,
+            sqlx::query(
+                "INSERT INTO refresh_families (id, user_id, current_jti, current_iat, current_exp,
+                 previous_jti, rotated_at_ms, created_at_ms, absolute_exp, revoked_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&f.id)
+            .bind(f.user_id)
+            .bind(&f.current_jti)
+            .bind(f.current_iat)
+            .bind(f.current_exp)
+            .bind(&f.previous_jti)
+            .bind(f.rotated_at.map(|t| t.millis()))
+            .bind(f.created_at.millis())
+            .bind(f.absolute_exp)
+            .bind(f.revoked_at.map(|t| t.millis()))
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {
+        let row = bounded(
+            self.deadline,
+            sqlx::query("SELECT * FROM refresh_families WHERE id = ?").bind(id).fetch_optional(&self.pool),
+        )
+        .await?;
+        Ok(row.as_ref().map(family_from_row))
+    }
+
+    async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
+        let work = async {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let row = sqlx::query("SELECT * FROM refresh_families WHERE id = ?")
+                .bind(&req.family_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let record = row.as_ref().map(family_from_row);
+            let (outcome, write) = decide_rotation(record.as_ref(), req);
+            match write {
+                Write::None => {}
+                Write::Rotate { new, previous_jti, rotated_at } => {
+                    sqlx::query(
+                        "UPDATE refresh_families SET current_jti = ?, current_iat = ?, current_exp = ?,
+                         previous_jti = ?, rotated_at_ms = ? WHERE id = ?",
+                    )
+                    .bind(&new.jti)
+                    .bind(new.iat)
+                    .bind(new.exp)
+                    .bind(&previous_jti)
+                    .bind(rotated_at.millis())
+                    .bind(&req.family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::Revoke { at } => {
+                    sqlx::query(
+                        "UPDATE refresh_families SET revoked_at_ms = ?, revoke_reason = 'reuse'
+                         WHERE id = ? AND revoked_at_ms IS NULL",
+                    )
+                    .bind(at.millis())
+                    .bind(&req.family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(outcome)
+        };
+        bounded(self.deadline, work).await
+    }
+
+    async fn revoke_family(&self, id: &str, now: Timestamp, reason: &str) -> StoreResult<RevokeOutcome> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query(
+                "UPDATE refresh_families SET revoked_at_ms = ?, revoke_reason = ?
+                 WHERE id = ? AND revoked_at_ms IS NULL",
+            )
+            .bind(now.millis())
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool),
+        )
+        .await?;
+        if r.rows_affected() == 1 {
+            return Ok(RevokeOutcome::Revoked);
+        }
+        Ok(match self.family(id).await? {
+            Some(_) => RevokeOutcome::AlreadyRevoked,
+            None => RevokeOutcome::NotFound,
+        })
+    }
+
+    async fn revoke_user_families(&self, user: UserId, now: Timestamp, reason: &str) -> StoreResult<u64> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query(
+                "UPDATE refresh_families SET revoked_at_ms = ?, revoke_reason = ?
+                 WHERE user_id = ? AND revoked_at_ms IS NULL",
+            )
+            .bind(now.millis())
+            .bind(reason)
+            .bind(user)
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn purge_expired_families(&self, now: Timestamp) -> StoreResult<u64> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("DELETE FROM refresh_families WHERE current_exp < ?")
+                .bind(sekisho_core::family::purgeable_before(now))
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::connect(&url, 4, Duration::from_secs(5)).await.unwrap();
+        s.migrate().await.unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_passes_the_conformance_suite() {
+        let (_dir, s) = store().await;
+        let s = std::sync::Arc::new(s);
+        crate::conformance::run_all(s.clone(), s).await;
+    }
+
+    #[tokio::test]
+    async fn migrations_are_idempotent_and_create_parent_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/a/b/t.db", dir.path().display());
+        let s = SqliteStore::connect(&url, 2, Duration::from_secs(5)).await.unwrap();
+        s.migrate().await.unwrap();
+        s.migrate().await.unwrap();
+        assert!(dir.path().join("a/b/t.db").exists());
+    }
+}
