@@ -1,1 +1,57 @@
+//! axum integration for sekisho: the auth endpoints as a router, the identity extractor an
+//! application uses on its own routes, and the JSON error contract (DRF/simplejwt shapes) in
+//! exactly one place ([`error`]).
+//!
+//! ```no_run
+//! # async fn demo(state: sekisho_axum::AppState) {
+//! use axum::{Router, routing::get};
+//! use sekisho_axum::AuthUser;
+//!
+//! async fn orders(user: AuthUser) -> String {
+//!     format!("orders of {}", user.username)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/orders/", get(orders))
+//!     .merge(sekisho_axum::router(state.clone()))
+//!     .with_state(state);
+//! # }
+//! ```
 
+pub mod body;
+pub mod error;
+pub mod identity;
+pub mod openapi;
+mod routes;
+
+pub use error::ApiError;
+pub use identity::{AuthUser, Identity, MaybeUser};
+pub use routes::{api_fallback, router, service_layers};
+
+use sekisho_core::AuthService;
+use std::sync::Arc;
+
+/// Shared state of the auth endpoints and extractors. An application keeps it in its own state
+/// (implement `FromRef`) or uses it as the state directly.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    pub http: Arc<HttpSettings>,
+}
+
+/// HTTP-only settings taken from config once.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub max_body_size: usize,
+    /// 401 (default) or 403 for unauthenticated requests to protected routes.
+    pub unauthenticated_status: u16,
+}
+
+impl HttpSettings {
+    pub fn from_config(c: &sekisho_core::Config) -> Self {
+        HttpSettings {
+            max_body_size: c.server.max_body_size as usize,
+            unauthenticated_status: c.auth.unauthenticated_status as u16,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Who is calling (DESIGN §3.5), resolved in one place for sekisho's own endpoints and for the
+//! routes of any application that embeds it:
+//!
+//! 1. an `Authorization` header with a scheme sekisho knows (`Bearer`, any case) → JWT only,
+//!    with no fallback, so a bad token can never be rescued by a cookie;
+//! 2. otherwise anonymous (the session cookie joins here in the session mode).
+//!
+//! The result is cached in the request's extensions so several extractors cost one check.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use sekisho_core::AuthError;
+use sekisho_core::service::{AuthorizationHeader, parse_authorization};
+use sekisho_core::token::Claims;
+use sekisho_core::user::User;
+use std::ops::Deref;
+
+/// How the caller proved who they are.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    Bearer { user: User, claims: Claims },
+}
+
+impl Identity {
+    pub fn user(&self) -> &User {
+        match self {
+            Identity::Bearer { user, .. } => user,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Resolved(Option<Identity>);
+
+/// Resolves (once per request) the caller's identity; errors are the contract's 401s.
+pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
+    if let Some(Resolved(id)) = parts.extensions.get::<Resolved>() {
+        return Ok(id.clone());
+    }
+    let identity = match parts.headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value.to_str().map_err(|_| AuthError::BadAuthorizationHeader)?;
+            match parse_authorization(value)? {
+                AuthorizationHeader::Bearer(token) => {
+                    let b = state.auth.authenticate_bearer(token).await?;
+                    Some(Identity::Bearer { user: b.user, claims: b.claims })
+                }
+                AuthorizationHeader::Other => None,
+            }
+        }
+        None => None,
+    };
+    parts.extensions.insert(Resolved(identity.clone()));
+    Ok(identity)
+}
+
+/// An authenticated user; anonymous callers get 401 (or 403, per `auth.unauthenticated_status`).
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub user: User,
+    pub identity: Identity,
+}
+
+impl Deref for AuthUser {
+    type Target = User;
+    fn deref(&self) -> &User {
+        &self.user
+    }
+}
+
+impl AuthUser {
+    /// Django's `has_perm` as a guard: 403 unless the user holds `codename` (`app.action_model`)
+    /// or is an active superuser — the same rule whichever way the caller logged in.
+    pub fn require_perm(&self, codename: &str) -> Result<(), ApiError> {
+        if self.user.has_perm(codename) { Ok(()) } else { Err(AuthError::PermissionDenied.into()) }
+    }
+
+    /// DRF's `IsAdminUser`: staff only.
+    pub fn require_staff(&self) -> Result<(), ApiError> {
+        if self.user.is_staff { Ok(()) } else { Err(AuthError::PermissionDenied.into()) }
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
+        match resolve(parts, &state).await? {
+            Some(identity) => Ok(AuthUser { user: identity.user().clone(), identity }),
+            None => Err(ApiError::NotAuthenticated { status: state.http.unauthenticated_status }),
+        }
+    }
+}
+
+/// The caller's identity if any; never rejects anonymous callers (but still rejects a bad
+/// bearer token, as simplejwt does on every endpoint).
+#[derive(Clone, Debug)]
+pub struct MaybeUser(pub Option<Identity>);
+
+impl<S> FromRequestParts<S> for MaybeUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
+        Ok(MaybeUser(resolve(parts, &state).await?))
+    }
+}

@@ -1,0 +1,27 @@
+//! The OpenAPI 3.1 document served at `GET /api/openapi.json`. Written by hand next to the code
+//! it describes; a test keeps its path list equal to the router's.
+
+pub const DOCUMENT: &str = include_str!("../openapi.json");
+
+/// Every path the auth router serves (with trailing slash), in the document's order.
+pub const PATHS: &[&str] = &[
+    "/api/token/",
+    "/api/token/refresh/",
+    "/api/token/verify/",
+    "/api/token/blacklist/",
+    "/api/auth/me/",
+    "/healthz",
+    "/readyz",
+    "/api/openapi.json",
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn document_is_openapi_31_and_lists_every_path() {
+        let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(paths, super::PATHS);
+    }
+}

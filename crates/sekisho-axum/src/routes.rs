@@ -1,0 +1,154 @@
+//! The auth endpoints (DESIGN §3.1, §3.6). Every path answers with and without its trailing
+//! slash, with no redirect (a redirected POST loses its body).
+
+use crate::body::{Input, Trim};
+use crate::error::{ApiError, json_response};
+use crate::identity::AuthUser;
+use crate::{AppState, openapi};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+/// The sekisho endpoints, ready to merge into an application's router.
+pub fn router<S>(state: AppState) -> Router<S> {
+    let mut r = Router::new();
+    let routes: Vec<(&str, MethodRouter<AppState>)> = vec![
+        ("/api/token/", post(obtain)),
+        ("/api/token/refresh/", post(refresh)),
+        ("/api/token/verify/", post(verify)),
+        ("/api/token/blacklist/", post(blacklist)),
+        ("/api/auth/me/", get(me)),
+    ];
+    for (path, handler) in routes {
+        r = r.route(path, handler.clone()).route(path.trim_end_matches('/'), handler);
+    }
+    r.route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/openapi.json", get(openapi_json))
+        .with_state(state)
+}
+
+/// JSON 404 for unknown paths (DRF's body).
+pub async fn api_fallback() -> ApiError {
+    ApiError::NotFound
+}
+
+/// The layers every sekisho-served response goes through: request ids, traces without secrets,
+/// JSON bodies for 405s the router produces, and a JSON 500 if a handler ever panics.
+pub fn service_layers(router: Router) -> Router {
+    router
+        .layer(middleware::from_fn(json_method_not_allowed))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(middleware::from_fn(request_id))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(CatchPanicLayer::custom(|_| {
+            json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."}))
+        }))
+}
+
+/// Gives every request an id (kept from `X-Request-Id` when the client or proxy sent a sane one)
+/// and echoes it on the response, so a log line and a user's report can be matched.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let incoming = req
+        .headers()
+        .get("x-request-id")
+        .filter(|v| v.len() <= 64 && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'))
+        .cloned();
+    let id = incoming.unwrap_or_else(|| {
+        HeaderValue::from_str(&sekisho_core::random::hex128()).expect("hex is a valid header value")
+    });
+    req.headers_mut().insert("x-request-id", id.clone());
+    let mut res = next.run(req).await;
+    res.headers_mut().insert("x-request-id", id);
+    res
+}
+
+async fn json_method_not_allowed(req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || res.headers().contains_key(header::CONTENT_TYPE) {
+        return res;
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut out = ApiError::MethodNotAllowed(method).into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
+}
+
+async fn obtain(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
+    let [username, password] = input.strings([("username", Trim::Yes), ("password", Trim::No)])?;
+    let pair = s.auth.obtain_pair(&username, &password).await?;
+    Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })))
+}
+
+async fn refresh(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
+    let [token] = input.strings([("refresh", Trim::Yes)])?;
+    let r = s.auth.refresh(&token).await?;
+    Ok(Json(match r.refresh {
+        Some(refresh) => json!({ "access": r.access, "refresh": refresh }),
+        None => json!({ "access": r.access }),
+    }))
+}
+
+async fn verify(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
+    let [token] = input.strings([("token", Trim::Yes)])?;
+    s.auth.verify(&token).await?;
+    Ok(Json(json!({})))
+}
+
+async fn blacklist(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
+    let [token] = input.strings([("refresh", Trim::Yes)])?;
+    s.auth.blacklist(&token).await?;
+    Ok(Json(json!({})))
+}
+
+/// The user in the shape a Django SPA expects (`id, username, email, first_name, last_name,
+/// is_staff, is_superuser, groups, permissions`).
+pub fn user_json(u: &sekisho_core::user::User) -> Value {
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "first_name": u.first_name,
+        "last_name": u.last_name,
+        "is_staff": u.is_staff,
+        "is_superuser": u.is_superuser,
+        "groups": u.groups,
+        "permissions": u.permissions,
+    })
+}
+
+async fn me(user: AuthUser) -> Json<Value> {
+    Json(user_json(&user))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(3), s.auth.ready()).await {
+        Ok(Ok(())) => Json(json!({ "status": "ok" })).into_response(),
+        _ => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "detail": "storage is not reachable" }),
+        ),
+    }
+}
+
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi::DOCUMENT).into_response()
+}

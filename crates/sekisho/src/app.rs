@@ -1,0 +1,109 @@
+//! Wiring: config → stores → the auth service → the HTTP app.
+
+use anyhow::{Context, Result};
+use axum::Router;
+use sekisho_axum::{AppState, HttpSettings};
+use sekisho_core::clock::SystemClock;
+use sekisho_core::password::Passwords;
+use sekisho_core::service::TokenSettings;
+use sekisho_core::token::TokenPolicy;
+use sekisho_core::{AuthService, Config};
+use sekisho_store::sqlite::SqliteStore;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads the config file (explicit path, or `sekisho.toml` when present) and the environment.
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?,
+        None if Path::new("sekisho.toml").exists() => {
+            std::fs::read_to_string("sekisho.toml").context("cannot read sekisho.toml")?
+        }
+        None => String::new(),
+    };
+    Ok(Config::load(&text, std::env::vars())?)
+}
+
+pub async fn open_store(config: &Config) -> Result<SqliteStore> {
+    let store = SqliteStore::connect(
+        &config.database.url,
+        config.database.max_connections as u32,
+        config.database.timeout.0,
+    )
+    .await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {
+    let key = crate::keys::load_or_create(config)?;
+    let tokens = TokenPolicy::new(&config.jwt, &key)?;
+    let store = Arc::new(open_store(config).await?);
+    Ok(Arc::new(AuthService {
+        users: store.clone(),
+        families: store,
+        tokens,
+        passwords: Passwords::new(&config.passwords),
+        clock: Arc::new(SystemClock),
+        settings: TokenSettings::from(&config.jwt),
+    }))
+}
+
+pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
+    let state = AppState { auth, http: Arc::new(HttpSettings::from_config(config)) };
+    let app = Router::new().merge(sekisho_axum::router(state)).fallback(sekisho_axum::api_fallback);
+    sekisho_axum::service_layers(app)
+}
+
+/// Deletes expired refresh families in the background: state stays bounded without an
+/// operator running anything.
+pub fn spawn_purge(auth: Arc<AuthService>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match auth.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired refresh families purged"),
+                Err(e) => tracing::warn!(error = %e, "purge of expired refresh families failed"),
+            }
+        }
+    });
+}
+
+pub async fn serve(config: Config) -> Result<()> {
+    let auth = build_service(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&config.server.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.bind))?;
+    let addr = listener.local_addr()?;
+    spawn_purge(auth.clone(), Duration::from_secs(60));
+    let app = build_router(&config, auth);
+    tracing::info!(%addr, "sekisho listening");
+    println!("sekisho listening on http://{addr}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("sekisho stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
