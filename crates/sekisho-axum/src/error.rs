@@ -22,6 +22,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     /// 401 vs 403 for anonymous callers is configurable (`auth.unauthenticated_status`).
     NotAuthenticated { status: u16 },
+    /// A CSRF check failed; the reason is Django's wording.
+    Csrf(String),
 }
 
 impl From<AuthError> for ApiError {
@@ -56,6 +58,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
             ApiError::MethodNotAllowed(m) => {
                 (StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": format!("Method \"{m}\" not allowed.") }))
+            }
+            ApiError::Csrf(reason) => {
+                tracing::info!(%reason, "CSRF check failed");
+                (StatusCode::FORBIDDEN, json!({ "detail": format!("CSRF Failed: {reason}") }))
             }
             ApiError::NotAuthenticated { status } => (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),

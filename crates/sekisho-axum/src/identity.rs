@@ -2,18 +2,21 @@
 //! routes of any application that embeds it:
 //!
 //! 1. an `Authorization` header with a scheme sekisho knows (`Bearer`, any case) → JWT only,
-//!    with no fallback, so a bad token can never be rescued by a cookie;
-//! 2. otherwise anonymous (the session cookie joins here in the session mode).
+//!    with no fallback, so a bad token can never be rescued by a cookie; no CSRF check;
+//! 2. otherwise the session cookie → a live session, with the CSRF check on unsafe methods
+//!    (an invalid or expired session is anonymous);
+//! 3. otherwise anonymous.
 //!
 //! The result is cached in the request's extensions so several extractors cost one check.
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, cookies, csrf, request};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use sekisho_core::AuthError;
 use sekisho_core::service::{AuthorizationHeader, parse_authorization};
+use sekisho_core::session::SessionRecord;
 use sekisho_core::token::Claims;
 use sekisho_core::user::User;
 use std::ops::Deref;
@@ -22,12 +25,20 @@ use std::ops::Deref;
 #[derive(Clone, Debug)]
 pub enum Identity {
     Bearer { user: User, claims: Claims },
+    Session { user: User, session: SessionRecord },
 }
 
 impl Identity {
     pub fn user(&self) -> &User {
         match self {
-            Identity::Bearer { user, .. } => user,
+            Identity::Bearer { user, .. } | Identity::Session { user, .. } => user,
+        }
+    }
+
+    pub fn session(&self) -> Option<&SessionRecord> {
+        match self {
+            Identity::Session { session, .. } => Some(session),
+            Identity::Bearer { .. } => None,
         }
     }
 }
@@ -35,26 +46,31 @@ impl Identity {
 #[derive(Clone)]
 struct Resolved(Option<Identity>);
 
-/// Resolves (once per request) the caller's identity; errors are the contract's 401s.
+/// Resolves (once per request) the caller's identity; errors are the contract's 401s and 403s.
 pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
     if let Some(Resolved(id)) = parts.extensions.get::<Resolved>() {
         return Ok(id.clone());
     }
-    let identity = match parts.headers.get(header::AUTHORIZATION) {
-        Some(value) => {
-            let value = value.to_str().map_err(|_| AuthError::BadAuthorizationHeader)?;
-            match parse_authorization(value)? {
-                AuthorizationHeader::Bearer(token) => {
-                    let b = state.auth.authenticate_bearer(token).await?;
-                    Some(Identity::Bearer { user: b.user, claims: b.claims })
-                }
-                AuthorizationHeader::Other => None,
-            }
-        }
-        None => None,
-    };
+    let identity = resolve_uncached(parts, state).await?;
     parts.extensions.insert(Resolved(identity.clone()));
     Ok(identity)
+}
+
+async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| AuthError::BadAuthorizationHeader)?;
+        if let AuthorizationHeader::Bearer(token) = parse_authorization(value)? {
+            let b = state.auth.authenticate_bearer(token).await?;
+            return Ok(Some(Identity::Bearer { user: b.user, claims: b.claims }));
+        }
+    }
+    let Some(cookie) = cookies::get(&parts.headers, &state.http.session_cookie) else { return Ok(None) };
+    let Some(active) = state.auth.resolve_session(cookie).await? else { return Ok(None) };
+    if csrf::is_unsafe(&parts.method) {
+        let meta = request::meta(parts, &state.http);
+        csrf::enforce(&parts.headers, &meta, state, &active.record.id_hash)?;
+    }
+    Ok(Some(Identity::Session { user: active.user, session: active.record }))
 }
 
 /// An authenticated user; anonymous callers get 401 (or 403, per `auth.unauthenticated_status`).
@@ -101,7 +117,7 @@ where
 }
 
 /// The caller's identity if any; never rejects anonymous callers (but still rejects a bad
-/// bearer token, as simplejwt does on every endpoint).
+/// bearer token or a failed CSRF check, as DRF does on every endpoint).
 #[derive(Clone, Debug)]
 pub struct MaybeUser(pub Option<Identity>);
 

@@ -19,10 +19,15 @@
 //! ```
 
 pub mod body;
+pub mod cookies;
+pub mod csrf;
 pub mod error;
 pub mod identity;
 pub mod openapi;
+pub mod request;
 mod routes;
+mod session_routes;
+pub mod spa;
 
 pub use error::ApiError;
 pub use identity::{AuthUser, Identity, MaybeUser};
@@ -45,6 +50,13 @@ pub struct HttpSettings {
     pub max_body_size: usize,
     /// 401 (default) or 403 for unauthenticated requests to protected routes.
     pub unauthenticated_status: u16,
+    pub session_cookie: String,
+    pub session_cookie_age: std::time::Duration,
+    pub secure_cookies: SecureCookies,
+    pub csrf_cookie: String,
+    pub csrf_header: axum::http::HeaderName,
+    pub trusted_origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl HttpSettings {
@@ -52,6 +64,16 @@ impl HttpSettings {
         HttpSettings {
             max_body_size: c.server.max_body_size as usize,
             unauthenticated_status: c.auth.unauthenticated_status as u16,
+            session_cookie: c.sessions.cookie_name.clone(),
+            session_cookie_age: c.sessions.cookie_age.0,
+            secure_cookies: c.sessions.secure_cookies,
+            csrf_cookie: c.csrf.cookie_name.clone(),
+            csrf_header: axum::http::HeaderName::from_bytes(c.csrf.header_name.to_ascii_lowercase().as_bytes())
+                .unwrap_or(axum::http::HeaderName::from_static("x-csrftoken")),
+            trusted_origins: c.csrf.trusted_origins.clone(),
+            trusted_proxies: c.server.trusted_proxies.clone(),
         }
     }
 }
+
+use sekisho_core::config::SecureCookies;

@@ -3,13 +3,12 @@
 
 use crate::body::{Input, Trim};
 use crate::error::{ApiError, json_response};
-use crate::identity::AuthUser;
-use crate::{AppState, openapi};
+use crate::{AppState, openapi, session_routes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -25,7 +24,14 @@ pub fn router<S>(state: AppState) -> Router<S> {
         ("/api/token/refresh/", post(refresh)),
         ("/api/token/verify/", post(verify)),
         ("/api/token/blacklist/", post(blacklist)),
-        ("/api/auth/me/", get(me)),
+        ("/api/auth/csrf/", get(session_routes::csrf_token)),
+        ("/api/auth/login/", post(session_routes::login)),
+        ("/api/auth/logout/", post(session_routes::logout)),
+        ("/api/auth/me/", get(session_routes::me).patch(session_routes::update_me)),
+        ("/api/auth/password/", post(session_routes::change_password)),
+        ("/api/auth/sessions/", get(session_routes::list_sessions)),
+        ("/api/auth/sessions/{id}/", delete(session_routes::delete_session)),
+        ("/api/auth/logout-all/", post(session_routes::logout_all)),
     ];
     for (path, handler) in routes {
         r = r.route(path, handler.clone()).route(path.trim_end_matches('/'), handler);
@@ -129,10 +135,6 @@ pub fn user_json(u: &sekisho_core::user::User) -> Value {
         "groups": u.groups,
         "permissions": u.permissions,
     })
-}
-
-async fn me(user: AuthUser) -> Json<Value> {
-    Json(user_json(&user))
 }
 
 async fn healthz() -> Json<Value> {

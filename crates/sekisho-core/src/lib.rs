@@ -9,6 +9,8 @@ pub mod family;
 pub mod password;
 pub mod random;
 pub mod service;
+pub mod session;
+pub mod csrf;
 pub mod store;
 pub mod token;
 pub mod user;

@@ -7,9 +7,11 @@ use crate::error::AuthError;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Successor};
 use crate::password::{Passwords, Verification};
 use crate::random;
-use crate::store::{FamilyStore, UserStore};
+use crate::csrf::CsrfKey;
+use crate::session::{Device, SessionRecord, SessionSettings, hash_session_id, new_session_id, plausible_session_id};
+use crate::store::{FamilyStore, SessionStore, UserStore};
 use crate::token::{Claims, TokenError, TokenPolicy, TokenType};
-use crate::user::{NewUser, User, UserId, validate_username};
+use crate::user::{NewUser, ProfileUpdate, User, UserId, validate_profile, validate_username};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,10 +85,31 @@ pub struct BearerIdentity {
 pub struct AuthService {
     pub users: Arc<dyn UserStore>,
     pub families: Arc<dyn FamilyStore>,
+    pub sessions: Arc<dyn SessionStore>,
     pub tokens: TokenPolicy,
+    pub csrf: CsrfKey,
     pub passwords: Passwords,
     pub clock: Arc<dyn Clock>,
     pub settings: TokenSettings,
+    pub session_settings: SessionSettings,
+}
+
+/// A session just created by a login.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// The cookie value. Returned once, never stored.
+    pub cookie: String,
+    pub record: SessionRecord,
+    pub user: User,
+}
+
+/// A request's live session.
+#[derive(Clone, Debug)]
+pub struct ActiveSession {
+    pub user: User,
+    pub record: SessionRecord,
+    /// True when this request slid the idle deadline (the cookie may be re-sent).
+    pub renewed: bool,
 }
 
 impl AuthService {
@@ -97,6 +120,7 @@ impl AuthService {
     pub async fn ready(&self) -> Result<(), AuthError> {
         self.users.ping().await?;
         self.families.ping().await?;
+        self.sessions.ping().await?;
         Ok(())
     }
 
@@ -302,6 +326,7 @@ impl AuthService {
             return Err(AuthError::UserNotFound);
         }
         self.families.revoke_user_families(user, self.now(), "password").await?;
+        self.sessions.delete_user_sessions(user, None).await?;
         Ok(())
     }
 
@@ -311,11 +336,119 @@ impl AuthService {
             return Err(AuthError::UserNotFound);
         }
         self.families.revoke_user_families(user, self.now(), "deactivated").await?;
+        self.sessions.delete_user_sessions(user, None).await?;
         Ok(())
     }
 
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
-        Ok(self.families.purge_expired_families(self.now()).await?)
+        let now = self.now();
+        Ok(self.families.purge_expired_families(now).await? + self.sessions.purge_expired_sessions(now).await?)
+    }
+
+    /// `POST /api/auth/login/`: checks the password and creates a brand-new session. A session
+    /// the request already carried is deleted, and its id is never adopted (fixation-safe).
+    pub async fn login_session(
+        &self,
+        username: &str,
+        password: &str,
+        device: Device,
+        previous_cookie: Option<&str>,
+    ) -> Result<NewSession, AuthError> {
+        let user = self.check_password(username, password).await?;
+        if let Some(prev) = previous_cookie.filter(|c| plausible_session_id(c)) {
+            self.sessions.delete_session(&hash_session_id(prev)).await?;
+        }
+        let now = self.now();
+        let cookie = new_session_id();
+        let s = &self.session_settings;
+        let absolute = now.plus(s.absolute_timeout);
+        let record = SessionRecord {
+            id_hash: hash_session_id(&cookie),
+            public_id: random::hex128(),
+            user_id: user.id,
+            created_at: now,
+            last_seen: now,
+            idle_expires_at: now.plus(s.idle_timeout).min(absolute),
+            absolute_expires_at: absolute,
+            user_agent: truncate(&device.user_agent, 256),
+            ip: truncate(&device.ip, 64),
+        };
+        self.sessions.create_session(&record).await?;
+        Ok(NewSession { cookie, record, user })
+    }
+
+    /// The live session a cookie names, if any. Expired sessions, unknown ids and disabled
+    /// users are anonymous. Slides the idle deadline at most once per renewal interval.
+    pub async fn resolve_session(&self, cookie: &str) -> Result<Option<ActiveSession>, AuthError> {
+        if !plausible_session_id(cookie) {
+            return Ok(None);
+        }
+        let hash = hash_session_id(cookie);
+        let Some(mut record) = self.sessions.session(&hash).await? else { return Ok(None) };
+        let now = self.now();
+        if !record.is_live(now) {
+            return Ok(None);
+        }
+        let Some(user) = self.users.user_by_id(record.user_id).await? else { return Ok(None) };
+        if !user.is_active {
+            return Ok(None);
+        }
+        let s = &self.session_settings;
+        let mut renewed = false;
+        let stale_before = Timestamp(now.millis() - s.renew_after().as_millis() as i64);
+        if record.last_seen <= stale_before {
+            let idle = now.plus(s.idle_timeout).min(record.absolute_expires_at);
+            renewed = self.sessions.touch_session(&hash, now, idle, stale_before).await?;
+            if renewed {
+                record.last_seen = now;
+                record.idle_expires_at = idle;
+            }
+        }
+        Ok(Some(ActiveSession { user, record, renewed }))
+    }
+
+    pub async fn logout_session(&self, cookie: &str) -> Result<(), AuthError> {
+        if plausible_session_id(cookie) {
+            self.sessions.delete_session(&hash_session_id(cookie)).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends every session and every refresh family of the user ("log out everywhere").
+    pub async fn logout_everywhere(&self, user: UserId) -> Result<(), AuthError> {
+        self.sessions.delete_user_sessions(user, None).await?;
+        self.families.revoke_user_families(user, self.now(), "logout-all").await?;
+        Ok(())
+    }
+
+    /// A user changes their own password: the old one must match; every refresh family and
+    /// every other session ends; the session `keep` (the caller's) stays.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        old: &str,
+        new: &str,
+        keep: Option<&str>,
+    ) -> Result<(), PasswordChangeError> {
+        let stored = self.users.user_by_username(&user.username).await?.ok_or(AuthError::UserNotFound)?;
+        if !matches!(self.passwords.verify(old, Some(&stored.password_hash)).await, Verification::Match { .. }) {
+            return Err(PasswordChangeError::WrongOldPassword);
+        }
+        if let Some(msg) = weak_password(new, user) {
+            return Err(PasswordChangeError::Weak(msg));
+        }
+        let hash = self.passwords.hash(new).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        self.users.set_password_hash(user.id, &hash).await?;
+        self.families.revoke_user_families(user.id, self.now(), "password").await?;
+        self.sessions.delete_user_sessions(user.id, keep).await?;
+        Ok(())
+    }
+
+    pub async fn update_profile(&self, user: UserId, update: &ProfileUpdate) -> Result<Result<User, (&'static str, String)>, AuthError> {
+        if let Err(e) = validate_profile(update) {
+            return Ok(Err(e));
+        }
+        Ok(Ok(self.users.update_profile(user, update).await?.ok_or(AuthError::UserNotFound)?))
     }
 }
 
@@ -329,6 +462,44 @@ pub fn validate_password(password: &str) -> Result<(), AuthError> {
         return Err(AuthError::Invalid("password must be at most 4096 bytes".into()));
     }
     Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("Your old password was entered incorrectly. Please enter it again.")]
+    WrongOldPassword,
+    #[error("{0}")]
+    Weak(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl From<crate::store::StoreError> for PasswordChangeError {
+    fn from(e: crate::store::StoreError) -> Self {
+        PasswordChangeError::Auth(e.into())
+    }
+}
+
+/// Django's default validators, in spirit: at least 8 characters, not all digits, not the
+/// username. Returns Django's message for the first rule broken.
+pub fn weak_password(password: &str, user: &User) -> Option<String> {
+    if password.chars().count() < 8 {
+        return Some("This password is too short. It must contain at least 8 characters.".into());
+    }
+    if password.len() > 4096 {
+        return Some("This password is too long.".into());
+    }
+    if password.chars().all(|c| c.is_ascii_digit()) {
+        return Some("This password is entirely numeric.".into());
+    }
+    if password.eq_ignore_ascii_case(&user.username) {
+        return Some("The password is too similar to the username.".into());
+    }
+    None
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
 }
 
 /// The first characters of an id, for logs that must not carry the whole identifier.

@@ -4,7 +4,8 @@
 
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
-use crate::user::{NewUser, StoredUser, User, UserId};
+use crate::session::SessionRecord;
+use crate::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub trait UserStore: Send + Sync + 'static {
     async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool>;
     async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Changes the given profile fields; returns the updated user, `None` if there is none.
+    async fn update_profile(&self, id: UserId, update: &ProfileUpdate) -> StoreResult<Option<User>>;
 }
 
 /// Refresh families: one bounded record per login, never a row per rotation.
@@ -47,4 +50,22 @@ pub trait FamilyStore: Send + Sync + 'static {
     async fn revoke_user_families(&self, user: UserId, now: Timestamp, reason: &str) -> StoreResult<u64>;
     /// Deletes records whose tokens have all expired; returns how many.
     async fn purge_expired_families(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// Server-side sessions, keyed by the hash of the cookie value.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn ping(&self) -> StoreResult<()>;
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Slides the idle deadline, but only when `last_seen` is older than `older_than`, so that
+    /// concurrent requests write at most once per renewal interval.
+    async fn touch_session(&self, id_hash: &str, now: Timestamp, idle_expires_at: Timestamp, older_than: Timestamp) -> StoreResult<bool>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Deletes the user's session named by its public id (the devices list's DELETE).
+    async fn delete_session_by_public_id(&self, user: UserId, public_id: &str) -> StoreResult<bool>;
+    async fn list_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
+    /// Deletes every session of the user except `keep` (an id hash); returns how many.
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
+    async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 }

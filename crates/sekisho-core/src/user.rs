@@ -43,6 +43,33 @@ pub struct NewUser {
     pub is_superuser: bool,
 }
 
+/// The fields a user may change on their own profile (`PATCH /api/auth/me/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// Django's field limits: names up to 150 characters, e-mail up to 254 with one `@`.
+pub fn validate_profile(u: &ProfileUpdate) -> Result<(), (&'static str, String)> {
+    for (field, v) in [("first_name", &u.first_name), ("last_name", &u.last_name)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > 150) {
+            return Err((field, "Ensure this field has no more than 150 characters.".into()));
+        }
+    }
+    if let Some(e) = &u.email {
+        let ok = e.is_empty()
+            || (e.chars().count() <= 254
+                && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
+                && !e.chars().any(char::is_whitespace));
+        if !ok {
+            return Err(("email", "Enter a valid email address.".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Django's username rule: 1–150 characters of letters, digits and `@.+-_`.
 pub fn validate_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > 150 {

@@ -4,15 +4,17 @@
 use sekisho_core::clock::Timestamp;
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use sekisho_core::random::hex128;
-use sekisho_core::store::{FamilyStore, StoreError, UserStore};
-use sekisho_core::user::NewUser;
+use sekisho_core::session::SessionRecord;
+use sekisho_core::store::{FamilyStore, SessionStore, StoreError, UserStore};
+use sekisho_core::user::{NewUser, ProfileUpdate};
 use std::sync::Arc;
 use std::time::Duration;
 
 const T0: i64 = 1_900_000_000;
 
-pub async fn run_all(users: Arc<dyn UserStore>, families: Arc<dyn FamilyStore>) {
+pub async fn run_all(users: Arc<dyn UserStore>, families: Arc<dyn FamilyStore>, sessions: Arc<dyn SessionStore>) {
     users_round_trip(&*users).await;
+    sessions_lifecycle(&*users, &*sessions).await;
     rotation_sequence(&*users, &*families).await;
     parallel_rotation_has_one_winner(&*users, families.clone(), Duration::from_secs(5)).await;
     parallel_rotation_has_one_winner(&*users, families.clone(), Duration::ZERO).await;
@@ -76,6 +78,13 @@ async fn users_round_trip(users: &dyn UserStore) {
     assert!(!users.set_active(i64::MAX, false).await.unwrap());
     users.record_login(u.id, Timestamp::from_secs(T0 + 1)).await.unwrap();
     assert!(users.list_users().await.unwrap().iter().any(|x| x.id == u.id));
+    let changed = users
+        .update_profile(u.id, &ProfileUpdate { first_name: Some("Alice".into()), ..Default::default() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((changed.first_name.as_str(), changed.email.as_str()), ("Alice", "a@example.com"));
+    assert!(users.update_profile(i64::MAX, &ProfileUpdate::default()).await.unwrap().is_none());
 }
 
 async fn rotation_sequence(users: &dyn UserStore, families: &dyn FamilyStore) {
@@ -151,4 +160,57 @@ async fn revocation_and_purge(users: &dyn UserStore, families: &dyn FamilyStore)
     for f in [&a, &b, &other] {
         assert!(families.family(&f.id).await.unwrap().is_none());
     }
+}
+
+fn session(user_id: i64, created_s: i64) -> SessionRecord {
+    let t = Timestamp::from_secs(created_s);
+    SessionRecord {
+        id_hash: hex128() + &hex128(),
+        public_id: hex128(),
+        user_id,
+        created_at: t,
+        last_seen: t,
+        idle_expires_at: Timestamp::from_secs(created_s + 100),
+        absolute_expires_at: Timestamp::from_secs(created_s + 1000),
+        user_agent: "Mozilla/5.0 test".into(),
+        ip: "127.0.0.1".into(),
+    }
+}
+
+async fn sessions_lifecycle(users: &dyn UserStore, sessions: &dyn SessionStore) {
+    sessions.ping().await.unwrap();
+    let uid = new_user(users).await;
+    let a = session(uid, T0);
+    let b = session(uid, T0 + 1);
+    let c = session(uid, T0 + 2);
+    let other = session(new_user(users).await, T0);
+    for s in [&a, &b, &c, &other] {
+        sessions.create_session(s).await.unwrap();
+    }
+    assert_eq!(sessions.session(&a.id_hash).await.unwrap().unwrap(), a);
+    assert!(sessions.session("nope").await.unwrap().is_none());
+    // Touch writes only when last_seen is older than the threshold.
+    let later = Timestamp::from_secs(T0 + 50);
+    assert!(!sessions.touch_session(&a.id_hash, later, Timestamp::from_secs(T0 + 150), Timestamp::from_secs(T0 - 1)).await.unwrap());
+    assert!(sessions.touch_session(&a.id_hash, later, Timestamp::from_secs(T0 + 150), Timestamp::from_secs(T0 + 40)).await.unwrap());
+    let touched = sessions.session(&a.id_hash).await.unwrap().unwrap();
+    assert_eq!((touched.last_seen, touched.idle_expires_at), (later, Timestamp::from_secs(T0 + 150)));
+    let listed: Vec<_> = sessions.list_sessions(uid).await.unwrap().into_iter().map(|s| s.public_id).collect();
+    assert_eq!(listed, vec![a.public_id.clone(), b.public_id.clone(), c.public_id.clone()]);
+    // A user cannot delete another user's session by its public id.
+    assert!(!sessions.delete_session_by_public_id(uid, &other.public_id).await.unwrap());
+    assert!(sessions.delete_session_by_public_id(uid, &b.public_id).await.unwrap());
+    assert!(sessions.delete_session(&c.id_hash).await.unwrap());
+    assert!(!sessions.delete_session(&c.id_hash).await.unwrap());
+    let d = session(uid, T0 + 3);
+    sessions.create_session(&d).await.unwrap();
+    assert_eq!(sessions.delete_user_sessions(uid, Some(&a.id_hash)).await.unwrap(), 1);
+    assert!(sessions.session(&a.id_hash).await.unwrap().is_some());
+    assert_eq!(sessions.delete_user_sessions(uid, None).await.unwrap(), 1);
+    assert!(sessions.list_sessions(uid).await.unwrap().is_empty());
+    // Purge removes only expired sessions (idle or absolute).
+    sessions.purge_expired_sessions(Timestamp::from_secs(T0 + 99)).await.unwrap();
+    assert!(sessions.session(&other.id_hash).await.unwrap().is_some());
+    sessions.purge_expired_sessions(Timestamp::from_secs(T0 + 100)).await.unwrap();
+    assert!(sessions.session(&other.id_hash).await.unwrap().is_none());
 }

@@ -8,8 +8,9 @@ use sekisho_core::clock::Timestamp;
 use sekisho_core::family::{
     FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Write, decide_rotation,
 };
-use sekisho_core::store::{FamilyStore, StoreError, StoreResult, UserStore};
-use sekisho_core::user::{NewUser, StoredUser, User, UserId};
+use sekisho_core::session::SessionRecord;
+use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
+use sekisho_core::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
@@ -216,6 +217,23 @@ impl UserStore for SqliteStore {
         }
         Ok(users)
     }
+
+    async fn update_profile(&self, id: UserId, u: &ProfileUpdate) -> StoreResult<Option<User>> {
+        bounded(
+            self.deadline,
+            sqlx::query(
+                "UPDATE users SET email = COALESCE(?, email), first_name = COALESCE(?, first_name),
+                 last_name = COALESCE(?, last_name) WHERE id = ?",
+            )
+            .bind(&u.email)
+            .bind(&u.first_name)
+            .bind(&u.last_name)
+            .bind(id)
+            .execute(&self.pool),
+        )
+        .await?;
+        self.user_by_id(id).await
+    }
 }
 
 fn family_from_row(r: &SqliteRow) -> FamilyRecord {
@@ -364,6 +382,136 @@ impl FamilyStore for SqliteStore {
     }
 }
 
+fn session_from_row(r: &SqliteRow) -> SessionRecord {
+    SessionRecord {
+        id_hash: r.get("id_hash"),
+        public_id: r.get("public_id"),
+        user_id: r.get("user_id"),
+        created_at: Timestamp(r.get("created_at_ms")),
+        last_seen: Timestamp(r.get("last_seen_ms")),
+        idle_expires_at: Timestamp(r.get("idle_expires_at_ms")),
+        absolute_expires_at: Timestamp(r.get("absolute_expires_at_ms")),
+        user_agent: r.get("user_agent"),
+        ip: r.get("ip"),
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        UserStore::ping(self).await
+    }
+
+    async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        bounded(
+            self.deadline,
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, public_id, user_id, created_at_ms, last_seen_ms,
+                 idle_expires_at_ms, absolute_expires_at_ms, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.id_hash)
+            .bind(&s.public_id)
+            .bind(s.user_id)
+            .bind(s.created_at.millis())
+            .bind(s.last_seen.millis())
+            .bind(s.idle_expires_at.millis())
+            .bind(s.absolute_expires_at.millis())
+            .bind(&s.user_agent)
+            .bind(&s.ip)
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let row = bounded(
+            self.deadline,
+            sqlx::query("SELECT * FROM sessions WHERE id_hash = ?").bind(id_hash).fetch_optional(&self.pool),
+        )
+        .await?;
+        Ok(row.as_ref().map(session_from_row))
+    }
+
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+        older_than: Timestamp,
+    ) -> StoreResult<bool> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query(
+                "UPDATE sessions SET last_seen_ms = ?, idle_expires_at_ms = ?
+                 WHERE id_hash = ? AND last_seen_ms < ?",
+            )
+            .bind(now.millis())
+            .bind(idle_expires_at.millis())
+            .bind(id_hash)
+            .bind(older_than.millis())
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn delete_session_by_public_id(&self, user: UserId, public_id: &str) -> StoreResult<bool> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("DELETE FROM sessions WHERE user_id = ? AND public_id = ?")
+                .bind(user)
+                .bind(public_id)
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn list_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
+        let rows = bounded(
+            self.deadline,
+            sqlx::query("SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at_ms, public_id")
+                .bind(user)
+                .fetch_all(&self.pool),
+        )
+        .await?;
+        Ok(rows.iter().map(session_from_row).collect())
+    }
+
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?")
+                .bind(user)
+                .bind(keep)
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        let r = bounded(
+            self.deadline,
+            sqlx::query("DELETE FROM sessions WHERE idle_expires_at_ms <= ?1 OR absolute_expires_at_ms <= ?1")
+                .bind(now.millis())
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,7 +528,7 @@ mod tests {
     async fn sqlite_passes_the_conformance_suite() {
         let (_dir, s) = store().await;
         let s = std::sync::Arc::new(s);
-        crate::conformance::run_all(s.clone(), s).await;
+        crate::conformance::run_all(s.clone(), s.clone(), s).await;
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@ use anyhow::{Context, Result};
 use axum::Router;
 use sekisho_axum::{AppState, HttpSettings};
 use sekisho_core::clock::SystemClock;
+use sekisho_core::csrf::CsrfKey;
+use sekisho_core::session::SessionSettings;
 use sekisho_core::password::Passwords;
 use sekisho_core::service::TokenSettings;
 use sekisho_core::token::TokenPolicy;
@@ -42,17 +44,28 @@ pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {
     let store = Arc::new(open_store(config).await?);
     Ok(Arc::new(AuthService {
         users: store.clone(),
-        families: store,
+        families: store.clone(),
+        sessions: store,
         tokens,
+        csrf: CsrfKey::derive(&key),
         passwords: Passwords::new(&config.passwords),
         clock: Arc::new(SystemClock),
         settings: TokenSettings::from(&config.jwt),
+        session_settings: SessionSettings::from(&config.sessions),
     }))
 }
 
 pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
     let state = AppState { auth, http: Arc::new(HttpSettings::from_config(config)) };
-    let app = Router::new().merge(sekisho_axum::router(state)).fallback(sekisho_axum::api_fallback);
+    let app = Router::new().merge(sekisho_axum::router(state.clone()));
+    let app = match &config.server.static_dir {
+        Some(dir) => app.fallback_service(
+            Router::new()
+                .fallback(sekisho_axum::spa::serve)
+                .with_state((state, sekisho_axum::spa::Spa { dir: dir.clone() })),
+        ),
+        None => app.fallback(sekisho_axum::api_fallback),
+    };
     sekisho_axum::service_layers(app)
 }
 
@@ -73,6 +86,14 @@ pub fn spawn_purge(auth: Arc<AuthService>, every: Duration) {
 }
 
 pub async fn serve(config: Config) -> Result<()> {
+    if let Some(dir) = &config.server.static_dir {
+        if !dir.is_dir() {
+            anyhow::bail!("server.static_dir: {} is not a directory", dir.display());
+        }
+        if !dir.join("index.html").is_file() {
+            tracing::warn!(dir = %dir.display(), "server.static_dir has no index.html; client-side routes will 404");
+        }
+    }
     let auth = build_service(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await

@@ -230,3 +230,161 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bo
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers added for the contract suites (jwt_contract, jwt_rotation, bad_input, cli).
+// ---------------------------------------------------------------------------------------------
+
+impl Server {
+    /// A server's directory and environment without a running process: for CLI-only tests.
+    pub fn offline(env: &[(&str, &str)]) -> Server {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Server { base: String::new(), dir, env, child: None }
+    }
+
+    /// Like [`Server::cli`], with extra environment variables for this one command (they win
+    /// over the server's own).
+    pub fn cli_env(&self, extra_env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+        let mut c = self.command();
+        c.envs(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut child = c
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sekisho cli");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Sends with a client that never follows redirects (so a redirect is seen as one).
+    pub async fn send_nr(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        send(&client_no_redirect(), method, &self.url(path), headers, body).await
+    }
+
+    /// POST a JSON value without following redirects.
+    pub async fn post_nr(&self, path: &str, body: Value) -> Reply {
+        let b = body.to_string();
+        self.send_nr(Method::POST, path, &[("content-type", "application/json")], Some(b.as_bytes())).await
+    }
+
+    /// GET with an arbitrary (possibly non-UTF-8) `Authorization` header value.
+    pub async fn get_with_authorization_bytes(&self, path: &str, value: &[u8]) -> Reply {
+        let v = reqwest::header::HeaderValue::from_bytes(value).expect("header value bytes");
+        let res = client_no_redirect()
+            .get(self.url(path))
+            .header(reqwest::header::AUTHORIZATION, v)
+            .send()
+            .await
+            .expect("request failed");
+        into_reply(res).await
+    }
+
+    /// The server's `host:port`.
+    pub fn authority(&self) -> String {
+        self.base.trim_start_matches("http://").trim_end_matches('/').to_string()
+    }
+
+    /// Writes raw bytes on a fresh connection and returns (status, raw head, body bytes) of the
+    /// response (the connection is closed by the request's `Connection: close`).
+    pub async fn raw_http(&self, request: &[u8]) -> (u16, String, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.authority()).await.expect("connect");
+        s.write_all(request).await.expect("write");
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("no response head");
+        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+        (status, head, buf[split + 4..].to_vec())
+    }
+}
+
+pub fn client_no_redirect() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn into_reply(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply { status, headers, body }
+}
+
+pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Builds a JWT from raw header and payload JSON text, signed with HMAC-SHA256 under `key`
+/// (whatever `alg` the header claims) — exactly what PyJWT does for a Django deployment.
+pub fn hs256_raw(header: &str, payload: &str, key: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let signing_input = format!("{}.{}", b64url(header), b64url(payload));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url(mac.finalize().into_bytes()))
+}
+
+/// Decodes a JWT's header without verifying it.
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let h = token.split('.').next().expect("header part");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).expect("base64url");
+    serde_json::from_slice(&bytes).expect("json header")
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// simplejwt's body for a refused token on a token endpoint.
+pub fn token_error(message: &str) -> Value {
+    serde_json::json!({"detail": message, "code": "token_not_valid"})
+}
+
+/// simplejwt's body for a refused bearer access token on an API call.
+pub fn bearer_error(message: &str) -> Value {
+    serde_json::json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+    })
+}
+
+/// Asserts a 401 with exactly `body` and the contract's `WWW-Authenticate`.
+#[track_caller]
+pub fn assert_401(r: &Reply, body: &Value) {
+    assert_eq!(r.status, 401, "body: {}", r.body);
+    assert_eq!(&r.body, body);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""));
+    assert_json(r);
+}
+
+/// Asserts the response is declared as JSON.
+#[track_caller]
+pub fn assert_json(r: &Reply) {
+    let ct = r.header("content-type").unwrap_or("");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?} for {} {}", r.status, r.body);
+}

@@ -1,0 +1,118 @@
+//! Hosting the SPA itself (`server.static_dir`): its files, history-mode fallback to
+//! `index.html` for client-side routes, long-lived caching for hashed assets, and — the point —
+//! a `csrftoken` cookie on every HTML page, so the app's very first POST already carries a
+//! valid token (DESIGN §1.1).
+
+use crate::error::ApiError;
+use crate::session_routes::ensure_csrf_cookie;
+use crate::{AppState, cookies};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sekisho_core::csrf::ANONYMOUS;
+use std::path::PathBuf;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
+
+#[derive(Clone)]
+pub struct Spa {
+    pub dir: PathBuf,
+}
+
+/// Paths that are never the SPA: unknown ones answer JSON 404 instead of `index.html`.
+fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/") || path.starts_with("/.well-known/") || matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// A file name with a content hash (`app.3f9a1c2e.js`, `index-BQ3x9_aZ.css`) or anything under
+/// `/assets/` (Vite's output) never changes: cache it for a year.
+fn is_immutable_asset(path: &str) -> bool {
+    if path.starts_with("/assets/") {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or("");
+    let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or("");
+    stem.rsplit(['.', '-']).next().is_some_and(|h| h.len() >= 8 && h != stem && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+}
+
+/// The fallback handler: serves the SPA for non-API paths, JSON 404 for API paths.
+pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    if is_api_path(&path) {
+        return ApiError::NotFound.into_response();
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut res = ApiError::MethodNotAllowed(req.method().to_string()).into_response();
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    let (parts, _) = req.into_parts();
+    let file_req = Request::from_parts(parts.clone(), Body::empty());
+    let served = ServeDir::new(&spa.dir).oneshot(file_req).await;
+    let mut res = match served {
+        Ok(r) if r.status() != StatusCode::NOT_FOUND => r.map(Body::new),
+        _ => {
+            // A client-side route (no file extension) gets index.html; a missing asset is 404.
+            let last = path.rsplit('/').next().unwrap_or("");
+            if last.contains('.') {
+                return ApiError::NotFound.into_response();
+            }
+            let index_req = Request::from_parts(parts.clone(), Body::empty());
+            match ServeFile::new(spa.dir.join("index.html")).oneshot(index_req).await {
+                Ok(r) if r.status().is_success() => r.map(Body::new),
+                _ => return ApiError::NotFound.into_response(),
+            }
+        }
+    };
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    let cache = if is_html || !res.status().is_success() {
+        "no-cache"
+    } else if is_immutable_asset(&path) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if is_html && res.status().is_success() {
+        let binding = match cookies::get(&parts.headers, &state.http.session_cookie) {
+            Some(c) => match state.auth.resolve_session(c).await {
+                Ok(Some(a)) => a.record.id_hash,
+                Ok(None) => ANONYMOUS.to_string(),
+                // Storage down: still serve the page; the cookie comes with the next request.
+                Err(_) => return res,
+            },
+            None => ANONYMOUS.to_string(),
+        };
+        let mut extra = axum::http::HeaderMap::new();
+        ensure_csrf_cookie(&parts, &state, &binding, &mut extra);
+        res.headers_mut().extend(extra);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_assets_are_recognised() {
+        assert!(is_immutable_asset("/assets/index-BQ3x9_aZ.js"));
+        assert!(is_immutable_asset("/app.3f9a1c2e.js"));
+        assert!(!is_immutable_asset("/favicon.ico"));
+        assert!(!is_immutable_asset("/index.html"));
+        assert!(!is_immutable_asset("/robots.txt"));
+    }
+
+    #[test]
+    fn api_paths_never_fall_back() {
+        assert!(is_api_path("/api/nope"));
+        assert!(is_api_path("/healthz"));
+        assert!(!is_api_path("/apiary"));
+        assert!(!is_api_path("/orders/42"));
+    }
+}

@@ -1,0 +1,262 @@
+//! Refresh rotation that cannot race (DESIGN §3.2), black-box over real HTTP.
+mod common;
+use common::*;
+
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const REFRESH: &str = "/api/token/refresh/";
+
+fn started_with_user(env: &[(&str, &str)]) -> Server {
+    let s = Server::start(env);
+    s.create_user("alice", PASSWORD);
+    s
+}
+
+async fn refresh(s: &Server, token: &str) -> Reply {
+    s.post_nr(REFRESH, json!({"refresh": token})).await
+}
+
+/// Refreshes and expects success; returns the new refresh token.
+#[track_caller]
+fn ok_refresh(r: &Reply) -> String {
+    assert_eq!(r.status, 200, "refresh failed: {}", r.body);
+    r.str("refresh")
+}
+
+/// Fires `n` refreshes of `token` at once over one client; returns the replies.
+async fn parallel_refreshes(s: &Server, token: &str, n: usize) -> Vec<Reply> {
+    let client = client_no_redirect();
+    let url = s.url(REFRESH);
+    let body = json!({"refresh": token}).to_string();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url, body, barrier) = (client.clone(), url.clone(), body.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                send(&client, reqwest::Method::POST, &url, &[("content-type", "application/json")], Some(body.as_bytes()))
+                    .await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_refreshes_all_succeed_and_agree() {
+    let s = started_with_user(&[]);
+    let (_, r0) = s.token_pair("alice", PASSWORD).await;
+    let replies = parallel_refreshes(&s, &r0, 32).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert!(statuses.iter().all(|&c| c == 200), "statuses: {statuses:?}; first failure: {:?}",
+        replies.iter().find(|r| r.status != 200).map(|r| r.body.clone()));
+    let refreshes: HashSet<String> = replies.iter().map(|r| r.str("refresh")).collect();
+    assert_eq!(refreshes.len(), 1, "parallel refreshes minted {} different successors", refreshes.len());
+    let successor = refreshes.into_iter().next().unwrap();
+    assert_ne!(successor, r0);
+    // Every access token handed out works.
+    for r in replies.iter().take(4) {
+        assert_eq!(s.get_bearer("/api/auth/me/", &r.str("access")).await.status, 200);
+    }
+    // The agreed successor rotates normally, and its own successor too.
+    let next = ok_refresh(&refresh(&s, &successor).await);
+    assert_ne!(next, successor);
+    let after = ok_refresh(&refresh(&s, &next).await);
+    assert_ne!(after, next);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_grace_exactly_one_parallel_refresh_wins() {
+    let s = started_with_user(&[("SEKISHO_JWT__REUSE_GRACE", "0")]);
+    let (_, r0) = s.token_pair("alice", PASSWORD).await;
+    let replies = parallel_refreshes(&s, &r0, 32).await;
+    let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 401).collect();
+    assert_eq!(ok.len(), 1, "statuses: {:?}", replies.iter().map(|r| r.status.as_u16()).collect::<Vec<_>>());
+    assert_eq!(refused.len(), 31);
+    for r in &refused {
+        assert_eq!(r.body, token_error("Token is blacklisted"));
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""));
+    }
+    // The losers presented a rotated-away token: that is reuse, so the winner's family is gone.
+    let winner = ok[0].str("refresh");
+    assert_401(&refresh(&s, &winner).await, &token_error("Token is blacklisted"));
+}
+
+#[tokio::test]
+async fn sequential_reuse_without_grace_revokes_the_family() {
+    let s = started_with_user(&[("SEKISHO_JWT__REUSE_GRACE", "0")]);
+    let (_, a) = s.token_pair("alice", PASSWORD).await;
+    let b = ok_refresh(&refresh(&s, &a).await);
+    assert_401(&refresh(&s, &a).await, &token_error("Token is blacklisted"));
+    assert_401(&refresh(&s, &b).await, &token_error("Token is blacklisted"));
+}
+
+#[tokio::test]
+async fn only_the_immediate_predecessor_gets_grace() {
+    let s = started_with_user(&[]);
+
+    // Family 1: A→B→C, then the immediate predecessor B (within the grace window) gets C.
+    let (_, a) = s.token_pair("alice", PASSWORD).await;
+    let b = ok_refresh(&refresh(&s, &a).await);
+    let c = ok_refresh(&refresh(&s, &b).await);
+    let again = refresh(&s, &b).await;
+    assert_eq!(ok_refresh(&again), c, "the predecessor in grace must get the same successor");
+    assert_eq!(s.get_bearer("/api/auth/me/", &again.str("access")).await.status, 200);
+    // ... and the family keeps going from C.
+    let d = ok_refresh(&refresh(&s, &c).await);
+
+    // Family 2: A→B→C, then A (two rotations old) is reuse: the family is revoked.
+    let (access2, a2) = s.token_pair("alice", PASSWORD).await;
+    let b2 = ok_refresh(&refresh(&s, &a2).await);
+    let c2 = ok_refresh(&refresh(&s, &b2).await);
+    let blacklisted = token_error("Token is blacklisted");
+    assert_401(&refresh(&s, &a2).await, &blacklisted);
+    assert_401(&refresh(&s, &c2).await, &blacklisted);
+    assert_401(&refresh(&s, &b2).await, &blacklisted);
+    assert_401(&s.post_nr("/api/token/verify/", json!({"token": c2})).await, &blacklisted);
+    assert_401(&s.post_nr("/api/token/verify/", json!({"token": access2})).await, &blacklisted);
+
+    // Family 1 was not affected by family 2's revocation.
+    ok_refresh(&refresh(&s, &d).await);
+}
+
+#[tokio::test]
+async fn reuse_after_grace_revokes_only_that_family() {
+    let s = started_with_user(&[("SEKISHO_JWT__REUSE_GRACE", "1s")]);
+    let (_, a) = s.token_pair("alice", PASSWORD).await;
+    let (_, other) = s.token_pair("alice", PASSWORD).await;
+    let b = ok_refresh(&refresh(&s, &a).await);
+    // Within the window the predecessor still agrees.
+    assert_eq!(ok_refresh(&refresh(&s, &a).await), b);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let blacklisted = token_error("Token is blacklisted");
+    assert_401(&refresh(&s, &a).await, &blacklisted);
+    // Theft detection: the legitimate holder of B is logged out too.
+    assert_401(&refresh(&s, &b).await, &blacklisted);
+    assert_401(&s.post_nr("/api/token/verify/", json!({"token": b})).await, &blacklisted);
+    // Another login of the same user keeps working.
+    let o2 = ok_refresh(&refresh(&s, &other).await);
+    ok_refresh(&refresh(&s, &o2).await);
+}
+
+#[tokio::test]
+async fn verify_sees_rotated_away_tokens_as_blacklisted_after_grace() {
+    let s = started_with_user(&[("SEKISHO_JWT__REUSE_GRACE", "1s")]);
+    let (_, a) = s.token_pair("alice", PASSWORD).await;
+    let b = ok_refresh(&refresh(&s, &a).await);
+    let r = s.post_nr("/api/token/verify/", json!({"token": a})).await;
+    assert_eq!((r.status.as_u16(), &r.body), (200, &json!({})), "predecessor inside grace");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_401(&s.post_nr("/api/token/verify/", json!({"token": a})).await, &token_error("Token is blacklisted"));
+    // Verifying is read-only: it did not revoke the family.
+    let r = s.post_nr("/api/token/verify/", json!({"token": b})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    ok_refresh(&refresh(&s, &b).await);
+}
+
+#[tokio::test]
+async fn rotation_never_extends_the_absolute_lifetime() {
+    let s = started_with_user(&[
+        ("SEKISHO_JWT__REFRESH_ABSOLUTE_LIFETIME", "3s"),
+        ("SEKISHO_JWT__REFRESH_TOKEN_LIFETIME", "1d"),
+    ]);
+    let start = Instant::now();
+    let (_, first) = s.token_pair("alice", PASSWORD).await;
+    let login_iat = claims(&first)["iat"].as_i64().unwrap();
+    assert!(claims(&first)["exp"].as_i64().unwrap() <= login_iat + 3, "{}", claims(&first));
+
+    // Rotate every ~0.6 s while the family is young (any time < 2 s after login is safely
+    // before the absolute expiry at whole-second resolution).
+    let mut current = first;
+    for step in 1..=3u64 {
+        let target = Duration::from_millis(600 * step);
+        tokio::time::sleep(target.saturating_sub(start.elapsed())).await;
+        let next = ok_refresh(&refresh(&s, &current).await);
+        let c = claims(&next);
+        let exp = c["exp"].as_i64().unwrap();
+        assert!(exp <= login_iat + 3, "successor exp {exp} passes login iat {login_iat} + 3");
+        assert!(exp > c["iat"].as_i64().unwrap());
+        current = next;
+    }
+    tokio::time::sleep(Duration::from_millis(3200).saturating_sub(start.elapsed())).await;
+    assert_401(&refresh(&s, &current).await, &token_error("Token is expired"));
+}
+
+#[tokio::test]
+async fn idle_lifetime_expires_an_unused_family_and_rotation_slides_it() {
+    let s = started_with_user(&[("SEKISHO_JWT__REFRESH_TOKEN_LIFETIME", "2s")]);
+    let (_, first) = s.token_pair("alice", PASSWORD).await;
+    let c = claims(&first);
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 2);
+    // Sub-second steps stay inside each token's 2 s lifetime whatever the clock's fraction.
+    let mut current = first.clone();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let next = ok_refresh(&refresh(&s, &current).await);
+        let c = claims(&next);
+        assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 2);
+        current = next;
+    }
+    // 2.4 s after login: the login's own token is past its lifetime, the family is alive.
+    assert_401(&refresh(&s, &first).await, &token_error("Token is expired"));
+    // Now stop using it for longer than the idle lifetime.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_401(&refresh(&s, &current).await, &token_error("Token is expired"));
+    assert_401(&s.post_nr("/api/token/verify/", json!({"token": current})).await, &token_error("Token is expired"));
+}
+
+#[tokio::test]
+async fn families_survive_a_restart() {
+    let mut s = started_with_user(&[]);
+    // Family 1 rotated twice before the restart; family 2 fresh.
+    let (_, a1) = s.token_pair("alice", PASSWORD).await;
+    let b1 = ok_refresh(&refresh(&s, &a1).await);
+    let c1 = ok_refresh(&refresh(&s, &b1).await);
+    let (access2, a2) = s.token_pair("alice", PASSWORD).await;
+    // Family 3 blacklisted before the restart.
+    let (_, a3) = s.token_pair("alice", PASSWORD).await;
+    assert_eq!(s.post_nr("/api/token/blacklist/", json!({"refresh": a3})).await.status, 200);
+
+    s.restart();
+
+    // Tokens signed before the restart are still valid (the key persisted).
+    assert_eq!(s.get_bearer("/api/auth/me/", &access2).await.status, 200);
+    let b2 = ok_refresh(&refresh(&s, &a2).await);
+    ok_refresh(&refresh(&s, &b2).await);
+    let d1 = ok_refresh(&refresh(&s, &c1).await);
+    // A token rotated away before the restart is still seen as reuse after it.
+    let blacklisted = token_error("Token is blacklisted");
+    assert_401(&refresh(&s, &a1).await, &blacklisted);
+    assert_401(&refresh(&s, &d1).await, &blacklisted);
+    // The logout done before the restart still holds.
+    assert_401(&refresh(&s, &a3).await, &blacklisted);
+}
+
+#[tokio::test]
+async fn a_thousand_sequential_refreshes() {
+    let s = started_with_user(&[]);
+    let (_, mut current) = s.token_pair("alice", PASSWORD).await;
+    let client = client_no_redirect();
+    let url = s.url(REFRESH);
+    let start = Instant::now();
+    for _ in 0..1000 {
+        let body = json!({"refresh": current}).to_string();
+        let r = send(&client, reqwest::Method::POST, &url, &[("content-type", "application/json")], Some(body.as_bytes())).await;
+        current = ok_refresh(&r);
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "1000 sequential refreshes took {:.3} s ({:.3} ms each)",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    ok_refresh(&refresh(&s, &current).await);
+}
