@@ -42,19 +42,36 @@ where
 /// Parses a body by content type. An empty body is an empty object, as in DRF.
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let media = content_type
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     if bytes.is_empty() {
         return Ok(Map::new());
     }
     let value = match media.as_str() {
-        "application/json" => serde_json::from_slice::<Value>(bytes).map_err(|e| ApiError::Parse(e.to_string()))?,
+        "application/json" => {
+            serde_json::from_slice::<Value>(bytes).map_err(|e| ApiError::Parse(e.to_string()))?
+        }
         "application/x-www-form-urlencoded" => {
             let pairs: Vec<(String, String)> =
                 serde_urlencoded::from_bytes(bytes).map_err(|e| ApiError::Parse(e.to_string()))?;
-            Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+            Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            )
         }
-        _ => return Err(ApiError::UnsupportedMediaType(content_type.unwrap_or("").to_string())),
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                content_type.unwrap_or("").to_string(),
+            ));
+        }
     };
     match value {
         Value::Object(m) => Ok(m),
@@ -62,7 +79,10 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Val
             let mut m = Map::new();
             m.insert(
                 "non_field_errors".into(),
-                serde_json::json!([format!("Invalid data. Expected a dictionary, but got {}.", python_type(&other))]),
+                serde_json::json!([format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    python_type(&other)
+                )]),
             );
             Err(ApiError::Fields(m))
         }
@@ -91,7 +111,10 @@ pub enum Trim {
 
 impl Input {
     /// Reads required string fields in order, collecting every field's error like DRF does.
-    pub fn strings<const N: usize>(&self, fields: [(&str, Trim); N]) -> Result<[String; N], ApiError> {
+    pub fn strings<const N: usize>(
+        &self,
+        fields: [(&str, Trim); N],
+    ) -> Result<[String; N], ApiError> {
         let mut errors = Map::new();
         let mut out: [String; N] = std::array::from_fn(|_| String::new());
         for (i, (name, trim)) in fields.iter().enumerate() {
@@ -102,14 +125,20 @@ impl Input {
                 }
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(ApiError::Fields(errors)) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(ApiError::Fields(errors))
+        }
     }
 
     /// An optional string field: `None` when absent; DRF's errors when present but unusable.
     pub fn optional_string(&self, name: &str, trim: Trim) -> Result<Option<String>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
-            Some(v) => char_field(Some(v), trim).map(Some).map_err(|m| ApiError::field(name, m)),
+            Some(v) => char_field(Some(v), trim)
+                .map(Some)
+                .map_err(|m| ApiError::field(name, m)),
         }
     }
 }
@@ -123,7 +152,11 @@ fn char_field(v: Option<&Value>, trim: Trim) -> Result<String, &'static str> {
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => return Err("Not a valid string."),
     };
-    let s = if trim == Trim::Yes { s.trim().to_string() } else { s };
+    let s = if trim == Trim::Yes {
+        s.trim().to_string()
+    } else {
+        s
+    };
     if s.is_empty() {
         return Err("This field may not be blank.");
     }
@@ -144,13 +177,28 @@ mod tests {
 
     #[test]
     fn json_and_form_bodies() {
-        assert_eq!(parse(Some("application/json; charset=utf-8"), br#"{"a":"b"}"#).unwrap()["a"], "b");
-        assert_eq!(parse(Some("application/x-www-form-urlencoded"), b"a=b+c&d=%26").unwrap()["a"], "b c");
+        assert_eq!(
+            parse(Some("application/json; charset=utf-8"), br#"{"a":"b"}"#).unwrap()["a"],
+            "b"
+        );
+        assert_eq!(
+            parse(Some("application/x-www-form-urlencoded"), b"a=b+c&d=%26").unwrap()["a"],
+            "b c"
+        );
         assert!(parse(Some("application/json"), b"").unwrap().is_empty());
         assert!(parse(None, b"").unwrap().is_empty());
-        assert!(matches!(parse(Some("text/plain"), b"x"), Err(ApiError::UnsupportedMediaType(_))));
-        assert!(matches!(parse(None, b"x"), Err(ApiError::UnsupportedMediaType(_))));
-        assert!(matches!(parse(Some("application/json"), b"{"), Err(ApiError::Parse(_))));
+        assert!(matches!(
+            parse(Some("text/plain"), b"x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            parse(None, b"x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            parse(Some("application/json"), b"{"),
+            Err(ApiError::Parse(_))
+        ));
         assert_eq!(
             fields_of(parse(Some("application/json"), b"[1]").unwrap_err()),
             json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
@@ -166,7 +214,16 @@ mod tests {
                 .clone(),
         );
         assert_eq!(
-            fields_of(input.strings([("missing", Trim::Yes), ("n", Trim::Yes), ("b", Trim::Yes), ("a", Trim::Yes)]).unwrap_err()),
+            fields_of(
+                input
+                    .strings([
+                        ("missing", Trim::Yes),
+                        ("n", Trim::Yes),
+                        ("b", Trim::Yes),
+                        ("a", Trim::Yes)
+                    ])
+                    .unwrap_err()
+            ),
             json!({
                 "missing": ["This field is required."],
                 "n": ["This field may not be null."],
@@ -174,7 +231,12 @@ mod tests {
                 "a": ["Not a valid string."]
             })
         );
-        let [num, pw, u] = input.strings([("num", Trim::Yes), ("pw", Trim::No), ("u", Trim::Yes)]).unwrap();
-        assert_eq!((num.as_str(), pw.as_str(), u.as_str()), ("12", " x ", "bob"));
+        let [num, pw, u] = input
+            .strings([("num", Trim::Yes), ("pw", Trim::No), ("u", Trim::Yes)])
+            .unwrap();
+        assert_eq!(
+            (num.as_str(), pw.as_str(), u.as_str()),
+            ("12", " x ", "bob")
+        );
     }
 }

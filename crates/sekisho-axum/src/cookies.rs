@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn reads_the_named_cookie() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; sessionid=abc; csrftoken=\"x\""));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; sessionid=abc; csrftoken=\"x\""),
+        );
         assert_eq!(get(&h, "sessionid"), Some("abc"));
         assert_eq!(get(&h, "csrftoken"), Some("x"));
         assert_eq!(get(&h, "session"), None);
@@ -91,6 +94,9 @@ mod tests {
             secure: true,
             same_site: SameSite::Lax,
         };
-        assert_eq!(c.render(), "sessionid=v; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Lax");
+        assert_eq!(
+            c.render(),
+            "sessionid=v; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Lax"
+        );
     }
 }

@@ -18,11 +18,19 @@ use std::time::Duration;
 pub const CSRF_COOKIE_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub fn is_unsafe(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// Checks `Origin` (when sent), then the cookie/header pair bound to `binding`.
-pub fn enforce(headers: &HeaderMap, meta: &RequestMeta, state: &AppState, binding: &str) -> Result<(), ApiError> {
+pub fn enforce(
+    headers: &HeaderMap,
+    meta: &RequestMeta,
+    state: &AppState,
+    binding: &str,
+) -> Result<(), ApiError> {
     let http = &state.http;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = String::from_utf8_lossy(origin.as_bytes());
@@ -31,16 +39,20 @@ pub fn enforce(headers: &HeaderMap, meta: &RequestMeta, state: &AppState, bindin
     }
     let cookie = cookies::get(headers, &http.csrf_cookie);
     let header = headers.get(&http.csrf_header).and_then(|v| v.to_str().ok());
-    state.auth.csrf.check(cookie, header, binding).map_err(|f| ApiError::Csrf(f.reason()))
+    state
+        .auth
+        .csrf
+        .check(cookie, header, binding)
+        .map_err(|f| ApiError::Csrf(f.reason()))
 }
 
 /// The request's CSRF token if it is valid for `binding`; otherwise a fresh one and the
 /// `Set-Cookie` to send with it.
 pub fn token_for(headers: &HeaderMap, state: &AppState, binding: &str) -> (String, Option<String>) {
-    if let Some(existing) = cookies::get(headers, &state.http.csrf_cookie) {
-        if state.auth.csrf.is_valid(existing, binding) {
-            return (existing.to_string(), None);
-        }
+    if let Some(existing) = cookies::get(headers, &state.http.csrf_cookie)
+        && state.auth.csrf.is_valid(existing, binding)
+    {
+        return (existing.to_string(), None);
     }
     let fresh = state.auth.csrf.mint(binding);
     (fresh.clone(), Some(fresh))
@@ -69,7 +81,13 @@ pub fn set_csrf_cookie(out: &mut HeaderMap, http: &HttpSettings, meta: &RequestM
 }
 
 /// `sessionid`: HttpOnly, SameSite=Lax, Path=/; `max_age` ZERO deletes it.
-pub fn set_session_cookie(out: &mut HeaderMap, http: &HttpSettings, meta: &RequestMeta, value: &str, max_age: Duration) {
+pub fn set_session_cookie(
+    out: &mut HeaderMap,
+    http: &HttpSettings,
+    meta: &RequestMeta,
+    value: &str,
+    max_age: Duration,
+) {
     SetCookie {
         name: &http.session_cookie,
         value,

@@ -21,7 +21,9 @@ pub enum ApiError {
     NotFound,
     MethodNotAllowed(String),
     /// 401 vs 403 for anonymous callers is configurable (`auth.unauthenticated_status`).
-    NotAuthenticated { status: u16 },
+    NotAuthenticated {
+        status: u16,
+    },
     /// A CSRF check failed; the reason is Django's wording.
     Csrf(String),
 }
@@ -49,19 +51,29 @@ impl IntoResponse for ApiError {
         let (status, body) = match self {
             ApiError::Auth(e) => auth_error(e),
             ApiError::Fields(m) => (StatusCode::BAD_REQUEST, Value::Object(m)),
-            ApiError::Parse(msg) => (StatusCode::BAD_REQUEST, json!({ "detail": format!("JSON parse error - {msg}") })),
+            ApiError::Parse(msg) => (
+                StatusCode::BAD_REQUEST,
+                json!({ "detail": format!("JSON parse error - {msg}") }),
+            ),
             ApiError::UnsupportedMediaType(ct) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") }),
             ),
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "detail": "Request body is too large." })),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "detail": "Request body is too large." }),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
-            ApiError::MethodNotAllowed(m) => {
-                (StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": format!("Method \"{m}\" not allowed.") }))
-            }
+            ApiError::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "detail": format!("Method \"{m}\" not allowed.") }),
+            ),
             ApiError::Csrf(reason) => {
                 tracing::info!(%reason, "CSRF check failed");
-                (StatusCode::FORBIDDEN, json!({ "detail": format!("CSRF Failed: {reason}") }))
+                (
+                    StatusCode::FORBIDDEN,
+                    json!({ "detail": format!("CSRF Failed: {reason}") }),
+                )
             }
             ApiError::NotAuthenticated { status } => (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
@@ -76,7 +88,10 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
     use AuthError::*;
     let unauthorized = StatusCode::UNAUTHORIZED;
     match e {
-        InvalidCredentials => (unauthorized, json!({ "detail": InvalidCredentials.to_string() })),
+        InvalidCredentials => (
+            unauthorized,
+            json!({ "detail": InvalidCredentials.to_string() }),
+        ),
         Token(t) => (unauthorized, detail_code(t.message(), "token_not_valid")),
         AccessToken { class, error } => (
             unauthorized,
@@ -90,11 +105,17 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
                 }],
             }),
         ),
-        e @ BadAuthorizationHeader => (unauthorized, detail_code(e.to_string(), "bad_authorization_header")),
+        e @ BadAuthorizationHeader => (
+            unauthorized,
+            detail_code(e.to_string(), "bad_authorization_header"),
+        ),
         e @ NoUserIdentification => (unauthorized, detail_code(e.to_string(), "token_not_valid")),
         e @ UserNotFound => (unauthorized, detail_code(e.to_string(), "user_not_found")),
         e @ UserInactive => (unauthorized, detail_code(e.to_string(), "user_inactive")),
-        e @ NoActiveAccount => (unauthorized, detail_code(e.to_string(), "no_active_account")),
+        e @ NoActiveAccount => (
+            unauthorized,
+            detail_code(e.to_string(), "no_active_account"),
+        ),
         e @ NotAuthenticated => (unauthorized, json!({ "detail": e.to_string() })),
         e @ PermissionDenied => (StatusCode::FORBIDDEN, json!({ "detail": e.to_string() })),
         Invalid(msg) => (StatusCode::BAD_REQUEST, json!({ "detail": msg })),
@@ -108,7 +129,10 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
         }
         Internal(reason) => {
             tracing::error!(%reason, "internal error");
-            (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "A server error occurred." }))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "detail": "A server error occurred." }),
+            )
         }
     }
 }
@@ -118,7 +142,10 @@ pub fn json_response(status: StatusCode, body: Value) -> Response {
     let mut res = (status, axum::Json(body)).into_response();
     let h = res.headers_mut();
     if status == StatusCode::UNAUTHORIZED {
-        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE));
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(WWW_AUTHENTICATE),
+        );
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

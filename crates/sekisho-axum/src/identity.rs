@@ -58,19 +58,31 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
 
 async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| AuthError::BadAuthorizationHeader)?;
+        let value = value
+            .to_str()
+            .map_err(|_| AuthError::BadAuthorizationHeader)?;
         if let AuthorizationHeader::Bearer(token) = parse_authorization(value)? {
             let b = state.auth.authenticate_bearer(token).await?;
-            return Ok(Some(Identity::Bearer { user: b.user, claims: b.claims }));
+            return Ok(Some(Identity::Bearer {
+                user: b.user,
+                claims: b.claims,
+            }));
         }
     }
-    let Some(cookie) = cookies::get(&parts.headers, &state.http.session_cookie) else { return Ok(None) };
-    let Some(active) = state.auth.resolve_session(cookie).await? else { return Ok(None) };
+    let Some(cookie) = cookies::get(&parts.headers, &state.http.session_cookie) else {
+        return Ok(None);
+    };
+    let Some(active) = state.auth.resolve_session(cookie).await? else {
+        return Ok(None);
+    };
     if csrf::is_unsafe(&parts.method) {
         let meta = request::meta(parts, &state.http);
         csrf::enforce(&parts.headers, &meta, state, &active.record.id_hash)?;
     }
-    Ok(Some(Identity::Session { user: active.user, session: active.record }))
+    Ok(Some(Identity::Session {
+        user: active.user,
+        session: active.record,
+    }))
 }
 
 /// An authenticated user; anonymous callers get 401 (or 403, per `auth.unauthenticated_status`).
@@ -91,12 +103,20 @@ impl AuthUser {
     /// Django's `has_perm` as a guard: 403 unless the user holds `codename` (`app.action_model`)
     /// or is an active superuser — the same rule whichever way the caller logged in.
     pub fn require_perm(&self, codename: &str) -> Result<(), ApiError> {
-        if self.user.has_perm(codename) { Ok(()) } else { Err(AuthError::PermissionDenied.into()) }
+        if self.user.has_perm(codename) {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied.into())
+        }
     }
 
     /// DRF's `IsAdminUser`: staff only.
     pub fn require_staff(&self) -> Result<(), ApiError> {
-        if self.user.is_staff { Ok(()) } else { Err(AuthError::PermissionDenied.into()) }
+        if self.user.is_staff {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied.into())
+        }
     }
 }
 
@@ -110,8 +130,13 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let state = AppState::from_ref(state);
         match resolve(parts, &state).await? {
-            Some(identity) => Ok(AuthUser { user: identity.user().clone(), identity }),
-            None => Err(ApiError::NotAuthenticated { status: state.http.unauthenticated_status }),
+            Some(identity) => Ok(AuthUser {
+                user: identity.user().clone(),
+                identity,
+            }),
+            None => Err(ApiError::NotAuthenticated {
+                status: state.http.unauthenticated_status,
+            }),
         }
     }
 }

@@ -68,8 +68,10 @@ impl HttpSettings {
             session_cookie_age: c.sessions.cookie_age.0,
             secure_cookies: c.sessions.secure_cookies,
             csrf_cookie: c.csrf.cookie_name.clone(),
-            csrf_header: axum::http::HeaderName::from_bytes(c.csrf.header_name.to_ascii_lowercase().as_bytes())
-                .unwrap_or(axum::http::HeaderName::from_static("x-csrftoken")),
+            csrf_header: axum::http::HeaderName::from_bytes(
+                c.csrf.header_name.to_ascii_lowercase().as_bytes(),
+            )
+            .unwrap_or(axum::http::HeaderName::from_static("x-csrftoken")),
             trusted_origins: c.csrf.trusted_origins.clone(),
             trusted_proxies: c.server.trusted_proxies.clone(),
         }

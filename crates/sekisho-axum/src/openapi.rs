@@ -9,7 +9,14 @@ pub const PATHS: &[&str] = &[
     "/api/token/refresh/",
     "/api/token/verify/",
     "/api/token/blacklist/",
+    "/api/auth/csrf/",
+    "/api/auth/login/",
+    "/api/auth/logout/",
     "/api/auth/me/",
+    "/api/auth/password/",
+    "/api/auth/sessions/",
+    "/api/auth/sessions/{id}/",
+    "/api/auth/logout-all/",
     "/healthz",
     "/readyz",
     "/api/openapi.json",
@@ -21,7 +28,12 @@ mod tests {
     fn document_is_openapi_31_and_lists_every_path() {
         let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).expect("valid JSON");
         assert_eq!(doc["openapi"], "3.1.0");
-        let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        let paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(paths, super::PATHS);
     }
 }

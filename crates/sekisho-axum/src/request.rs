@@ -18,10 +18,15 @@ pub struct RequestMeta {
 }
 
 pub fn meta(parts: &Parts, http: &HttpSettings) -> RequestMeta {
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let from_proxy = peer.is_some_and(|ip| is_trusted(ip, &http.trusted_proxies));
     let headers = &parts.headers;
-    let forwarded_proto = from_proxy.then(|| first_value(headers, "x-forwarded-proto")).flatten();
+    let forwarded_proto = from_proxy
+        .then(|| first_value(headers, "x-forwarded-proto"))
+        .flatten();
     let secure = match forwarded_proto {
         Some(p) => p.eq_ignore_ascii_case("https"),
         None => parts.uri.scheme_str() == Some("https"),
@@ -29,7 +34,12 @@ pub fn meta(parts: &Parts, http: &HttpSettings) -> RequestMeta {
     let host = from_proxy
         .then(|| first_value(headers, "x-forwarded-host"))
         .flatten()
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
     let client_ip = from_proxy
@@ -80,7 +90,11 @@ mod tests {
 
     #[test]
     fn trusted_proxy_matching() {
-        let t = vec!["10.0.0.0/8".to_string(), "192.168.1.5".to_string(), "::1/128".to_string()];
+        let t = vec![
+            "10.0.0.0/8".to_string(),
+            "192.168.1.5".to_string(),
+            "::1/128".to_string(),
+        ];
         assert!(is_trusted("10.1.2.3".parse().unwrap(), &t));
         assert!(!is_trusted("11.0.0.1".parse().unwrap(), &t));
         assert!(is_trusted("192.168.1.5".parse().unwrap(), &t));

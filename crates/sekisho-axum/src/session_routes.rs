@@ -6,16 +6,16 @@ use crate::error::ApiError;
 use crate::identity::{AuthUser, Identity, MaybeUser};
 use crate::routes::user_json;
 use crate::{AppState, cookies, csrf, request};
+use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use sekisho_core::AuthError;
 use sekisho_core::csrf::ANONYMOUS;
 use sekisho_core::service::PasswordChangeError;
 use sekisho_core::session::Device;
 use sekisho_core::user::ProfileUpdate;
-use sekisho_core::AuthError;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -27,14 +27,24 @@ fn with_headers(body: Value, headers: HeaderMap) -> Response {
 async fn binding_of(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
     let cookie = cookies::get(&parts.headers, &state.http.session_cookie);
     Ok(match cookie {
-        Some(c) => state.auth.resolve_session(c).await?.map(|a| a.record.id_hash).unwrap_or_else(|| ANONYMOUS.into()),
+        Some(c) => state
+            .auth
+            .resolve_session(c)
+            .await?
+            .map(|a| a.record.id_hash)
+            .unwrap_or_else(|| ANONYMOUS.into()),
         None => ANONYMOUS.into(),
     })
 }
 
 /// Adds a `csrftoken` cookie to `out` when the request has none valid for `binding`; returns
 /// the token the client should use.
-pub(crate) fn ensure_csrf_cookie(parts: &Parts, state: &AppState, binding: &str, out: &mut HeaderMap) -> String {
+pub(crate) fn ensure_csrf_cookie(
+    parts: &Parts,
+    state: &AppState,
+    binding: &str,
+    out: &mut HeaderMap,
+) -> String {
     let (token, fresh) = csrf::token_for(&parts.headers, state, binding);
     if fresh.is_some() {
         let meta = request::meta(parts, &state.http);
@@ -60,15 +70,26 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
     csrf::enforce(&parts.headers, &meta, &state, &binding)?;
     let input = Input::from_request(Request::from_parts(parts, body), &state).await?;
     let [username, password] = input.strings([("username", Trim::Yes), ("password", Trim::No)])?;
-    let device = Device { user_agent: meta.user_agent.clone(), ip: meta.client_ip.clone() };
-    let s = state.auth.login_session(&username, &password, device, previous.as_deref()).await?;
+    let device = Device {
+        user_agent: meta.user_agent.clone(),
+        ip: meta.client_ip.clone(),
+    };
+    let s = state
+        .auth
+        .login_session(&username, &password, device, previous.as_deref())
+        .await?;
     let mut headers = HeaderMap::new();
     let age = state.http.session_cookie_age.min(Duration::from_millis(
         (s.record.absolute_expires_at.millis() - s.record.created_at.millis()).max(0) as u64,
     ));
     csrf::set_session_cookie(&mut headers, &state.http, &meta, &s.cookie, age);
     // The pre-login token is bound to "anonymous"; the session gets its own.
-    csrf::set_csrf_cookie(&mut headers, &state.http, &meta, &state.auth.csrf.mint(&s.record.id_hash));
+    csrf::set_csrf_cookie(
+        &mut headers,
+        &state.http,
+        &meta,
+        &state.auth.csrf.mint(&s.record.id_hash),
+    );
     tracing::info!(user_id = s.user.id, "session login");
     Ok(with_headers(json!({ "user": user_json(&s.user) }), headers))
 }
@@ -76,16 +97,21 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
 fn clear_session(parts: &Parts, state: &AppState, headers: &mut HeaderMap) {
     let meta = request::meta(parts, &state.http);
     csrf::set_session_cookie(headers, &state.http, &meta, "", Duration::ZERO);
-    csrf::set_csrf_cookie(headers, &state.http, &meta, &state.auth.csrf.mint(ANONYMOUS));
+    csrf::set_csrf_cookie(
+        headers,
+        &state.http,
+        &meta,
+        &state.auth.csrf.mint(ANONYMOUS),
+    );
 }
 
 pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
     let MaybeUser(identity) = MaybeUser::from_request_parts(&mut parts, &state).await?;
-    if let Some(Identity::Session { .. }) = identity {
-        if let Some(c) = cookies::get(&parts.headers, &state.http.session_cookie) {
-            state.auth.logout_session(c).await?;
-        }
+    if let Some(Identity::Session { .. }) = identity
+        && let Some(c) = cookies::get(&parts.headers, &state.http.session_cookie)
+    {
+        state.auth.logout_session(c).await?;
     }
     let mut headers = HeaderMap::new();
     if cookies::get(&parts.headers, &state.http.session_cookie).is_some() {
@@ -109,7 +135,10 @@ pub async fn me(State(state): State<AppState>, req: Request) -> Result<Response,
     match identity {
         Some(id) => Ok(with_headers(user_json(id.user()), headers)),
         None => {
-            let mut res = ApiError::NotAuthenticated { status: state.http.unauthenticated_status }.into_response();
+            let mut res = ApiError::NotAuthenticated {
+                status: state.http.unauthenticated_status,
+            }
+            .into_response();
             res.headers_mut().extend(headers);
             Ok(res)
         }
@@ -132,7 +161,11 @@ fn profile_field(input: &Input, name: &str, errors: &mut Map<String, Value>) -> 
     }
 }
 
-pub async fn update_me(State(state): State<AppState>, user: AuthUser, input: Input) -> Result<Json<Value>, ApiError> {
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    input: Input,
+) -> Result<Json<Value>, ApiError> {
     let mut errors = Map::new();
     let update = ProfileUpdate {
         email: profile_field(&input, "email", &mut errors),
@@ -148,18 +181,32 @@ pub async fn update_me(State(state): State<AppState>, user: AuthUser, input: Inp
     }
 }
 
-pub async fn change_password(State(state): State<AppState>, user: AuthUser, input: Input) -> Result<Json<Value>, ApiError> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    input: Input,
+) -> Result<Json<Value>, ApiError> {
     let [old, new] = input.strings([("old_password", Trim::No), ("new_password", Trim::No)])?;
     let keep = user.identity.session().map(|s| s.id_hash.clone());
-    match state.auth.change_password(&user, &old, &new, keep.as_deref()).await {
+    match state
+        .auth
+        .change_password(&user, &old, &new, keep.as_deref())
+        .await
+    {
         Ok(()) => {}
         Err(PasswordChangeError::WrongOldPassword) => {
-            return Err(ApiError::field("old_password", &PasswordChangeError::WrongOldPassword.to_string()));
+            return Err(ApiError::field(
+                "old_password",
+                &PasswordChangeError::WrongOldPassword.to_string(),
+            ));
         }
         Err(PasswordChangeError::Weak(msg)) => return Err(ApiError::field("new_password", &msg)),
         Err(PasswordChangeError::Auth(e)) => return Err(e.into()),
     }
-    tracing::info!(user_id = user.id, "password changed; other sessions and all refresh families revoked");
+    tracing::info!(
+        user_id = user.id,
+        "password changed; other sessions and all refresh families revoked"
+    );
     Ok(Json(match user.identity {
         // A bearer caller's refresh family was just revoked with the others: hand it a new one
         // so the caller stays logged in.
@@ -176,7 +223,10 @@ fn rfc3339(t: sekisho_core::Timestamp) -> String {
     humantime::format_rfc3339_millis(st).to_string()
 }
 
-pub async fn list_sessions(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Value>, ApiError> {
     let current = user.identity.session().map(|s| s.public_id.clone());
     let now = state.auth.now();
     let list: Vec<Value> = state
@@ -210,7 +260,13 @@ pub async fn delete_session(
     let (mut parts, _) = req.into_parts();
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
     let id = id.trim_end_matches('/');
-    if !state.auth.sessions.delete_session_by_public_id(user.id, id).await.map_err(AuthError::from)? {
+    if !state
+        .auth
+        .sessions
+        .delete_session_by_public_id(user.id, id)
+        .await
+        .map_err(AuthError::from)?
+    {
         return Err(ApiError::NotFound);
     }
     let mut headers = HeaderMap::new();

@@ -22,7 +22,10 @@ pub struct Spa {
 
 /// Paths that are never the SPA: unknown ones answer JSON 404 instead of `index.html`.
 fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path.starts_with("/.well-known/") || matches!(path, "/healthz" | "/readyz" | "/metrics")
+    path == "/api"
+        || path.starts_with("/api/")
+        || path.starts_with("/.well-known/")
+        || matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// A file name with a content hash (`app.3f9a1c2e.js`, `index-BQ3x9_aZ.css`) or anything under
@@ -33,7 +36,9 @@ fn is_immutable_asset(path: &str) -> bool {
     }
     let name = path.rsplit('/').next().unwrap_or("");
     let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or("");
-    stem.rsplit(['.', '-']).next().is_some_and(|h| h.len() >= 8 && h != stem && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    stem.rsplit(['.', '-']).next().is_some_and(|h| {
+        h.len() >= 8 && h != stem && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 /// The fallback handler: serves the SPA for non-API paths, JSON 404 for API paths.
@@ -44,7 +49,8 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         let mut res = ApiError::MethodNotAllowed(req.method().to_string()).into_response();
-        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
     let (parts, _) = req.into_parts();
@@ -59,7 +65,10 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
                 return ApiError::NotFound.into_response();
             }
             let index_req = Request::from_parts(parts.clone(), Body::empty());
-            match ServeFile::new(spa.dir.join("index.html")).oneshot(index_req).await {
+            match ServeFile::new(spa.dir.join("index.html"))
+                .oneshot(index_req)
+                .await
+            {
                 Ok(r) if r.status().is_success() => r.map(Body::new),
                 _ => return ApiError::NotFound.into_response(),
             }
@@ -77,7 +86,8 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     } else {
         "no-cache"
     };
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if is_html && res.status().is_success() {
         let binding = match cookies::get(&parts.headers, &state.http.session_cookie) {
             Some(c) => match state.auth.resolve_session(c).await {

@@ -20,7 +20,10 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
     pub fn plus(self, d: std::time::Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 }
 

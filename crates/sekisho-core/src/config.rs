@@ -205,7 +205,9 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { unauthenticated_status: 401 }
+        AuthConfig {
+            unauthenticated_status: 401,
+        }
     }
 }
 
@@ -350,20 +352,25 @@ mod de {
             Scalar::Str(s) => match s.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => Ok(true),
                 "false" | "0" | "no" | "off" => Ok(false),
-                _ => Err(serde::de::Error::custom(format!("expected true or false, got {s:?}"))),
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected true or false, got {s:?}"
+                ))),
             },
-            other => Err(serde::de::Error::custom(format!("expected true or false, got {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected true or false, got {other}"
+            ))),
         }
     }
 
     pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         match Scalar::deserialize(d)? {
             Scalar::Int(n) if n >= 0 => Ok(n as u64),
-            Scalar::Str(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
-            other => Err(serde::de::Error::custom(format!("expected a whole number, got {other}"))),
+            Scalar::Str(s) => s.trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!("expected a whole number, got {s:?}"))
+            }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a whole number, got {other}"
+            ))),
         }
     }
 
@@ -385,7 +392,9 @@ mod de {
                 .filter(|p| !p.is_empty())
                 .map(String::from)
                 .collect()),
-            other => Err(serde::de::Error::custom(format!("expected a list of strings, got {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a list of strings, got {other}"
+            ))),
         }
     }
 }
@@ -404,8 +413,12 @@ impl Config {
         let mut table: toml::Table = toml::from_str(toml_text)
             .map_err(|e| ConfigError(format!("config file: {}", one_line(&e.to_string()))))?;
         for (name, value) in vars {
-            let Some(rest) = name.strip_prefix("SEKISHO_") else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
+            let Some(rest) = name.strip_prefix("SEKISHO_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
             let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
             if section.is_empty() || key.is_empty() {
                 continue;
@@ -420,11 +433,15 @@ impl Config {
                 _ => return Err(ConfigError(format!("{name}: `{section}` is not a section"))),
             }
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let path = e.path().to_string();
                 let msg = one_line(&e.inner().to_string());
-                if path == "." { ConfigError(msg) } else { ConfigError(format!("{path}: {msg}")) }
+                if path == "." {
+                    ConfigError(msg)
+                } else {
+                    ConfigError(format!("{path}: {msg}"))
+                }
             })?;
         config.validate()?;
         Ok(config)
@@ -433,7 +450,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |s: String| Err(ConfigError(s));
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return err(format!("server.bind: {:?} is not an address such as 127.0.0.1:8000", self.server.bind));
+            return err(format!(
+                "server.bind: {:?} is not an address such as 127.0.0.1:8000",
+                self.server.bind
+            ));
         }
         if self.server.max_body_size < 1024 {
             return err("server.max_body_size: must be at least 1024 bytes".into());
@@ -465,13 +485,18 @@ impl Config {
                 ));
             }
             if jwt.signing_key_file.is_some() {
-                return err("jwt.signing_key and jwt.signing_key_file are both set; choose one".into());
+                return err(
+                    "jwt.signing_key and jwt.signing_key_file are both set; choose one".into(),
+                );
             }
         }
         for (name, d) in [
             ("jwt.access_token_lifetime", jwt.access_token_lifetime),
             ("jwt.refresh_token_lifetime", jwt.refresh_token_lifetime),
-            ("jwt.refresh_absolute_lifetime", jwt.refresh_absolute_lifetime),
+            (
+                "jwt.refresh_absolute_lifetime",
+                jwt.refresh_absolute_lifetime,
+            ),
         ] {
             if d.0.as_secs() < 1 {
                 return err(format!("{name}: must be at least 1s"));
@@ -494,7 +519,10 @@ impl Config {
             jwt.user_id_claim.as_str(),
             "token_type" | "exp" | "iat" | "jti" | "fid" | "iss" | "aud" | "nbf"
         ) {
-            return err(format!("jwt.user_id_claim: {:?} is a reserved claim", jwt.user_id_claim));
+            return err(format!(
+                "jwt.user_id_claim: {:?} is a reserved claim",
+                jwt.user_id_claim
+            ));
         }
         if !matches!(self.auth.unauthenticated_status, 401 | 403) {
             return err("auth.unauthenticated_status: must be 401 or 403".into());
@@ -510,7 +538,11 @@ impl Config {
             ("csrf.cookie_name", &self.csrf.cookie_name),
             ("csrf.header_name", &self.csrf.header_name),
         ] {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return err(format!("{name}: {v:?} must be letters, digits, '-' or '_'"));
             }
         }
@@ -535,12 +567,11 @@ impl Config {
 
 /// Hides the password in `scheme://user:password@host`.
 pub fn mask_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((creds, host)) = rest.split_once('@') {
-            if let Some((user, _)) = creds.split_once(':') {
-                return format!("{scheme}://{user}:********@{host}");
-            }
-        }
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+        && let Some((user, _)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:********@{host}");
     }
     url.to_string()
 }
@@ -554,7 +585,9 @@ mod tests {
     use super::*;
 
     fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -590,7 +623,10 @@ mod tests {
             vars(&[
                 ("SEKISHO_JWT__ACCESS_TOKEN_LIFETIME", "2s"),
                 ("SEKISHO_JWT__ROTATE_REFRESH_TOKENS", "false"),
-                ("SEKISHO_CSRF__TRUSTED_ORIGINS", "https://a.example, https://b.example"),
+                (
+                    "SEKISHO_CSRF__TRUSTED_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
                 ("SEKISHO_AUTH__UNAUTHENTICATED_STATUS", "403"),
                 ("OTHER", "x"),
             ]),
@@ -598,7 +634,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.jwt.access_token_lifetime, Dur::secs(2));
         assert!(!c.jwt.rotate_refresh_tokens);
-        assert_eq!(c.csrf.trusted_origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(
+            c.csrf.trusted_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
         assert_eq!(c.auth.unauthenticated_status, 403);
     }
 
@@ -612,7 +651,8 @@ mod tests {
         assert!(e.0.contains("jwt.access_token_lifetime"), "{e}");
         let e = Config::load("[jwt]\nacess_token_lifetime = \"5m\"\n", vec![]).unwrap_err();
         assert!(e.0.contains("acess_token_lifetime"), "{e}");
-        let e = Config::load("", vars(&[("SEKISHO_JWT__ROTATE_REFRESH_TOKENS", "maybe")])).unwrap_err();
+        let e =
+            Config::load("", vars(&[("SEKISHO_JWT__ROTATE_REFRESH_TOKENS", "maybe")])).unwrap_err();
         assert!(e.0.contains("rotate_refresh_tokens"), "{e}");
         assert!(!e.0.contains('\n'));
     }
@@ -625,6 +665,9 @@ mod tests {
         assert!(!shown.contains(&key));
         assert!(shown.contains("********"));
         assert!(!format!("{c:?}").contains(&key));
-        assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:********@h/db");
+        assert_eq!(
+            mask_url("postgres://u:pw@h/db"),
+            "postgres://u:********@h/db"
+        );
     }
 }

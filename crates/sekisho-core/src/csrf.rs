@@ -30,7 +30,9 @@ pub enum CsrfFailure {
 impl CsrfFailure {
     pub fn reason(&self) -> String {
         match self {
-            CsrfFailure::BadOrigin(o) => format!("Origin checking failed - {o} does not match any trusted origins."),
+            CsrfFailure::BadOrigin(o) => {
+                format!("Origin checking failed - {o} does not match any trusted origins.")
+            }
             CsrfFailure::CookieNotSet => "CSRF cookie not set.".into(),
             CsrfFailure::TokenMissing => "CSRF token missing.".into(),
             CsrfFailure::TokenIncorrect => "CSRF token incorrect.".into(),
@@ -70,7 +72,9 @@ impl CsrfKey {
 
     /// Whether `token` was minted by this server for `binding`.
     pub fn is_valid(&self, token: &str, binding: &str) -> bool {
-        let Some(raw) = unhex(token) else { return false };
+        let Some(raw) = unhex(token) else {
+            return false;
+        };
         if raw.len() != 32 {
             return false;
         }
@@ -80,11 +84,25 @@ impl CsrfKey {
 
     /// The cookie/header double-submit check plus the binding check, in Django's order
     /// (cookie, then header, then comparison).
-    pub fn check(&self, cookie: Option<&str>, header: Option<&str>, binding: &str) -> Result<(), CsrfFailure> {
-        let cookie = cookie.filter(|c| !c.is_empty()).ok_or(CsrfFailure::CookieNotSet)?;
-        let header = header.filter(|h| !h.is_empty()).ok_or(CsrfFailure::TokenMissing)?;
-        let same = header.len() == cookie.len() && bool::from(header.as_bytes().ct_eq(cookie.as_bytes()));
-        if same && self.is_valid(header, binding) { Ok(()) } else { Err(CsrfFailure::TokenIncorrect) }
+    pub fn check(
+        &self,
+        cookie: Option<&str>,
+        header: Option<&str>,
+        binding: &str,
+    ) -> Result<(), CsrfFailure> {
+        let cookie = cookie
+            .filter(|c| !c.is_empty())
+            .ok_or(CsrfFailure::CookieNotSet)?;
+        let header = header
+            .filter(|h| !h.is_empty())
+            .ok_or(CsrfFailure::TokenMissing)?;
+        let same =
+            header.len() == cookie.len() && bool::from(header.as_bytes().ct_eq(cookie.as_bytes()));
+        if same && self.is_valid(header, binding) {
+            Ok(())
+        } else {
+            Err(CsrfFailure::TokenIncorrect)
+        }
     }
 }
 
@@ -92,7 +110,11 @@ impl CsrfKey {
 /// on the serialised origin (scheme://host[:port]), case-insensitively, as browsers send it.
 pub fn check_origin(origin: &str, own: &str, trusted: &[String]) -> Result<(), CsrfFailure> {
     let o = origin.trim_end_matches('/');
-    if o.eq_ignore_ascii_case(own) || trusted.iter().any(|t| t.trim_end_matches('/').eq_ignore_ascii_case(o)) {
+    if o.eq_ignore_ascii_case(own)
+        || trusted
+            .iter()
+            .any(|t| t.trim_end_matches('/').eq_ignore_ascii_case(o))
+    {
         Ok(())
     } else {
         Err(CsrfFailure::BadOrigin(origin.to_string()))
@@ -100,7 +122,7 @@ pub fn check_origin(origin: &str, own: &str, trusted: &[String]) -> Result<(), C
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| match c {
@@ -109,7 +131,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     };
-    s.as_bytes().chunks(2).map(|p| Some(nib(p[0])? << 4 | nib(p[1])?)).collect()
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -135,8 +160,14 @@ mod tests {
         let t = k.mint("b");
         assert_eq!(k.check(None, Some(&t), "b"), Err(CsrfFailure::CookieNotSet));
         assert_eq!(k.check(Some(&t), None, "b"), Err(CsrfFailure::TokenMissing));
-        assert_eq!(k.check(Some(&t), Some(&k.mint("b")), "b"), Err(CsrfFailure::TokenIncorrect));
-        assert_eq!(k.check(Some(&t), Some(&t), "other"), Err(CsrfFailure::TokenIncorrect));
+        assert_eq!(
+            k.check(Some(&t), Some(&k.mint("b")), "b"),
+            Err(CsrfFailure::TokenIncorrect)
+        );
+        assert_eq!(
+            k.check(Some(&t), Some(&t), "other"),
+            Err(CsrfFailure::TokenIncorrect)
+        );
         assert_eq!(k.check(Some(&t), Some(&t), "b"), Ok(()));
         assert_eq!(CsrfFailure::TokenMissing.reason(), "CSRF token missing.");
     }
@@ -147,7 +178,9 @@ mod tests {
         assert!(check_origin("http://127.0.0.1:8000", "http://127.0.0.1:8000", &trusted).is_ok());
         assert!(check_origin("https://APP.example", "http://127.0.0.1:8000", &trusted).is_ok());
         assert_eq!(
-            check_origin("https://evil.example", "http://127.0.0.1:8000", &trusted).unwrap_err().reason(),
+            check_origin("https://evil.example", "http://127.0.0.1:8000", &trusted)
+                .unwrap_err()
+                .reason(),
             "Origin checking failed - https://evil.example does not match any trusted origins."
         );
         assert!(check_origin("null", "http://h", &[]).is_err());

@@ -29,7 +29,11 @@ pub struct FamilyRecord {
 
 impl FamilyRecord {
     pub fn current(&self) -> Successor {
-        Successor { jti: self.current_jti.clone(), iat: self.current_iat, exp: self.current_exp }
+        Successor {
+            jti: self.current_jti.clone(),
+            iat: self.current_iat,
+            exp: self.current_exp,
+        }
     }
 
     pub fn is_revoked(&self) -> bool {
@@ -39,8 +43,7 @@ impl FamilyRecord {
     /// Whether `jti` may still be used: the current token, or the previous one inside the grace
     /// window. Anything else has been rotated away.
     pub fn accepts(&self, jti: &str, now: Timestamp, grace: Duration) -> bool {
-        !self.is_revoked()
-            && (self.current_jti == jti || self.in_grace(jti, now, grace))
+        !self.is_revoked() && (self.current_jti == jti || self.in_grace(jti, now, grace))
     }
 
     fn in_grace(&self, jti: &str, now: Timestamp, grace: Duration) -> bool {
@@ -91,14 +94,25 @@ pub enum RotateOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
     None,
-    Rotate { new: Successor, previous_jti: String, rotated_at: Timestamp },
-    Revoke { at: Timestamp },
+    Rotate {
+        new: Successor,
+        previous_jti: String,
+        rotated_at: Timestamp,
+    },
+    Revoke {
+        at: Timestamp,
+    },
 }
 
 /// The rotation rule. Pure: the store passes in the record it read under its lock and applies
 /// the returned write before releasing it.
-pub fn decide_rotation(record: Option<&FamilyRecord>, req: &RotateRequest) -> (RotateOutcome, Write) {
-    let Some(f) = record else { return (RotateOutcome::NotFound, Write::None) };
+pub fn decide_rotation(
+    record: Option<&FamilyRecord>,
+    req: &RotateRequest,
+) -> (RotateOutcome, Write) {
+    let Some(f) = record else {
+        return (RotateOutcome::NotFound, Write::None);
+    };
     if f.is_revoked() {
         return (RotateOutcome::Revoked, Write::None);
     }
@@ -114,10 +128,18 @@ pub fn decide_rotation(record: Option<&FamilyRecord>, req: &RotateRequest) -> (R
         if exp <= now_s {
             return (RotateOutcome::Expired, Write::None);
         }
-        let new = Successor { jti: req.new_jti.clone(), iat: now_s, exp };
+        let new = Successor {
+            jti: req.new_jti.clone(),
+            iat: now_s,
+            exp,
+        };
         return (
             RotateOutcome::Rotated(new.clone()),
-            Write::Rotate { new, previous_jti: f.current_jti.clone(), rotated_at: req.now },
+            Write::Rotate {
+                new,
+                previous_jti: f.current_jti.clone(),
+                rotated_at: req.now,
+            },
         );
     }
     if f.in_grace(&req.presented_jti, req.now, req.grace) {
@@ -186,7 +208,11 @@ mod tests {
     fn apply(f: &mut FamilyRecord, w: Write) {
         match w {
             Write::None => {}
-            Write::Rotate { new, previous_jti, rotated_at } => {
+            Write::Rotate {
+                new,
+                previous_jti,
+                rotated_at,
+            } => {
                 f.previous_jti = Some(previous_jti);
                 f.rotated_at = Some(rotated_at);
                 f.current_jti = new.jti;
@@ -201,10 +227,20 @@ mod tests {
     fn current_token_rotates_once_then_racers_get_the_same_successor() {
         let mut f = family();
         let (o, w) = decide_rotation(Some(&f), &req("a", "b", 1_010));
-        let Some(succ) = (match &o { RotateOutcome::Rotated(s) => Some(s.clone()), _ => None }) else {
+        let Some(succ) = (match &o {
+            RotateOutcome::Rotated(s) => Some(s.clone()),
+            _ => None,
+        }) else {
             panic!("{o:?}")
         };
-        assert_eq!(succ, Successor { jti: "b".into(), iat: 1_010, exp: 1_110 });
+        assert_eq!(
+            succ,
+            Successor {
+                jti: "b".into(),
+                iat: 1_010,
+                exp: 1_110
+            }
+        );
         apply(&mut f, w);
         for new in ["c", "d", "e"] {
             let (o, w) = decide_rotation(Some(&f), &req("a", new, 1_012));
@@ -221,7 +257,10 @@ mod tests {
         assert_eq!(o, RotateOutcome::ReuseDetected);
         assert!(matches!(w, Write::Revoke { .. }));
         apply(&mut f, w);
-        assert_eq!(decide_rotation(Some(&f), &req("b", "y", 1_017)).0, RotateOutcome::Revoked);
+        assert_eq!(
+            decide_rotation(Some(&f), &req("b", "y", 1_017)).0,
+            RotateOutcome::Revoked
+        );
     }
 
     #[test]
@@ -229,8 +268,14 @@ mod tests {
         let mut f = family();
         step(&mut f, &req("a", "b", 1_010));
         step(&mut f, &req("b", "c", 1_011));
-        assert_eq!(decide_rotation(Some(&f), &req("b", "z", 1_011)).0, RotateOutcome::Grace(f.current()));
-        assert_eq!(decide_rotation(Some(&f), &req("a", "z", 1_011)).0, RotateOutcome::ReuseDetected);
+        assert_eq!(
+            decide_rotation(Some(&f), &req("b", "z", 1_011)).0,
+            RotateOutcome::Grace(f.current())
+        );
+        assert_eq!(
+            decide_rotation(Some(&f), &req("a", "z", 1_011)).0,
+            RotateOutcome::ReuseDetected
+        );
     }
 
     #[test]
@@ -241,7 +286,10 @@ mod tests {
         step(&mut f, &r);
         let mut r2 = req("a", "c", 1_010);
         r2.grace = Duration::ZERO;
-        assert_eq!(decide_rotation(Some(&f), &r2).0, RotateOutcome::ReuseDetected);
+        assert_eq!(
+            decide_rotation(Some(&f), &r2).0,
+            RotateOutcome::ReuseDetected
+        );
     }
 
     #[test]
@@ -251,14 +299,23 @@ mod tests {
         assert_eq!(f.current_exp, 1_190);
         step(&mut f, &req("b", "c", 1_180));
         assert_eq!(f.current_exp, 1_250, "capped at the absolute expiry");
-        assert_eq!(decide_rotation(Some(&f), &req("c", "d", 1_250)).0, RotateOutcome::Expired);
+        assert_eq!(
+            decide_rotation(Some(&f), &req("c", "d", 1_250)).0,
+            RotateOutcome::Expired
+        );
     }
 
     #[test]
     fn idle_expiry_and_missing_family() {
         let f = family();
-        assert_eq!(decide_rotation(Some(&f), &req("a", "b", 1_100)).0, RotateOutcome::Expired);
-        assert_eq!(decide_rotation(None, &req("a", "b", 1_000)).0, RotateOutcome::NotFound);
+        assert_eq!(
+            decide_rotation(Some(&f), &req("a", "b", 1_100)).0,
+            RotateOutcome::Expired
+        );
+        assert_eq!(
+            decide_rotation(None, &req("a", "b", 1_000)).0,
+            RotateOutcome::NotFound
+        );
     }
 
     #[test]
@@ -266,7 +323,10 @@ mod tests {
         let f = family();
         let mut r = req("a", "b", 1_010);
         r.rotate = false;
-        assert_eq!(decide_rotation(Some(&f), &r), (RotateOutcome::Unchanged(f.current()), Write::None));
+        assert_eq!(
+            decide_rotation(Some(&f), &r),
+            (RotateOutcome::Unchanged(f.current()), Write::None)
+        );
     }
 
     #[test]

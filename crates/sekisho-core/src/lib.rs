@@ -4,13 +4,13 @@
 
 pub mod clock;
 pub mod config;
+pub mod csrf;
 pub mod error;
 pub mod family;
 pub mod password;
 pub mod random;
 pub mod service;
 pub mod session;
-pub mod csrf;
 pub mod store;
 pub mod token;
 pub mod user;

@@ -24,7 +24,9 @@ pub enum PasswordError {
 pub enum Verification {
     Mismatch,
     /// Correct; `upgrade` when the stored hash uses an older scheme or weaker parameters.
-    Match { upgrade: bool },
+    Match {
+        upgrade: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +46,9 @@ pub struct Passwords {
 impl Passwords {
     pub fn new(cfg: &PasswordsConfig) -> Self {
         let n = if cfg.hash_concurrency == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             cfg.hash_concurrency as usize
         };
@@ -55,13 +59,24 @@ impl Passwords {
         };
         // A syntactically valid hash nobody knows the password of: verifying against it costs
         // exactly what verifying a real hash with the current parameters costs.
-        let dummy = format_argon2(params, &crate::random::bytes::<16>(), &crate::random::bytes::<32>());
-        Passwords { permits: Arc::new(Semaphore::new(n.max(1))), params, dummy: dummy.into() }
+        let dummy = format_argon2(
+            params,
+            &crate::random::bytes::<16>(),
+            &crate::random::bytes::<32>(),
+        );
+        Passwords {
+            permits: Arc::new(Semaphore::new(n.max(1))),
+            params,
+            dummy: dummy.into(),
+        }
     }
 
     /// A description for benchmarks and docs, e.g. `argon2id m=19456 t=2 p=1`.
     pub fn describe(&self) -> String {
-        format!("argon2id m={} t={} p={}", self.params.m, self.params.t, self.params.p)
+        format!(
+            "argon2id m={} t={} p={}",
+            self.params.m, self.params.t, self.params.p
+        )
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
@@ -78,7 +93,9 @@ impl Passwords {
     /// Verifies `password` against `stored`, or against the dummy hash when there is no user.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> Verification {
         let is_real = stored.is_some();
-        let stored = stored.map(str::to_owned).unwrap_or_else(|| self.dummy.to_string());
+        let stored = stored
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.dummy.to_string());
         let password = password.to_owned();
         let current = self.params;
         let v = self
@@ -103,7 +120,12 @@ impl Passwords {
     }
 }
 
-fn argon2_raw(p: Argon2Params, password: &[u8], salt: &[u8], len: usize) -> Result<Vec<u8>, PasswordError> {
+fn argon2_raw(
+    p: Argon2Params,
+    password: &[u8],
+    salt: &[u8],
+    len: usize,
+) -> Result<Vec<u8>, PasswordError> {
     argon2_raw_alg(argon2::Algorithm::Argon2id, p, password, salt, len)
 }
 
@@ -114,7 +136,8 @@ fn argon2_raw_alg(
     salt: &[u8],
     len: usize,
 ) -> Result<Vec<u8>, PasswordError> {
-    let params = argon2::Params::new(p.m, p.t, p.p, Some(len)).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let params = argon2::Params::new(p.m, p.t, p.p, Some(len))
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
     let ctx = argon2::Argon2::new(alg, argon2::Version::V0x13, params);
     let mut out = vec![0u8; len];
     ctx.hash_password_into(password, salt, &mut out)
@@ -145,7 +168,11 @@ fn verify_sync(current: Argon2Params, password: &str, stored: &str) -> Verificat
         // Unusable passwords (`!…`) and formats not supported never match.
         (false, false)
     };
-    if ok { Verification::Match { upgrade } } else { Verification::Mismatch }
+    if ok {
+        Verification::Match { upgrade }
+    } else {
+        Verification::Mismatch
+    }
 }
 
 /// `argon2id$v=19$m=…,t=…,p=…$salt$hash` (Django's format after its `argon2$` prefix).
@@ -215,8 +242,15 @@ mod tests {
         let p = fast();
         let h = p.hash("correct horse").await.unwrap();
         assert!(h.starts_with("argon2$argon2id$v=19$m=64,t=1,p=1$"));
-        assert_eq!(p.verify("correct horse", Some(&h)).await, Verification::Match { upgrade: false });
-        assert_eq!(p.verify("correct horse ", Some(&h)).await, Verification::Mismatch, "no trimming");
+        assert_eq!(
+            p.verify("correct horse", Some(&h)).await,
+            Verification::Match { upgrade: false }
+        );
+        assert_eq!(
+            p.verify("correct horse ", Some(&h)).await,
+            Verification::Mismatch,
+            "no trimming"
+        );
         assert_eq!(p.verify("wrong", Some(&h)).await, Verification::Mismatch);
     }
 
@@ -231,8 +265,14 @@ mod tests {
     async fn weaker_params_ask_for_an_upgrade() {
         let weak = fast();
         let h = weak.hash("pw").await.unwrap();
-        let strong = Passwords::new(&PasswordsConfig { argon2_memory_kib: 128, ..PasswordsConfig::default() });
-        assert_eq!(strong.verify("pw", Some(&h)).await, Verification::Match { upgrade: true });
+        let strong = Passwords::new(&PasswordsConfig {
+            argon2_memory_kib: 128,
+            ..PasswordsConfig::default()
+        });
+        assert_eq!(
+            strong.verify("pw", Some(&h)).await,
+            Verification::Match { upgrade: true }
+        );
     }
 
     #[tokio::test]
@@ -241,22 +281,52 @@ mod tests {
         let mut dk = [0u8; 32];
         pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"hunter2", b"saltsaltsalt", 1000, &mut dk);
         let django = format!("pbkdf2_sha256$1000$saltsaltsalt${}", STANDARD.encode(dk));
-        assert_eq!(p.verify("hunter2", Some(&django)).await, Verification::Match { upgrade: true });
-        assert_eq!(p.verify("hunter3", Some(&django)).await, Verification::Mismatch);
+        assert_eq!(
+            p.verify("hunter2", Some(&django)).await,
+            Verification::Match { upgrade: true }
+        );
+        assert_eq!(
+            p.verify("hunter3", Some(&django)).await,
+            Verification::Mismatch
+        );
         // Computed independently with Python's hashlib.pbkdf2_hmac, which Django itself calls.
         let vector = "pbkdf2_sha256$100000$seasalt$BNZ6eyaNc8qFTJPjrAq99hSYb73EgAdytAtdBg2Sdcc=";
-        assert!(matches!(p.verify("lètmein", Some(vector)).await, Verification::Match { .. }));
+        assert!(matches!(
+            p.verify("lètmein", Some(vector)).await,
+            Verification::Match { .. }
+        ));
 
         let params = Argon2Params { m: 64, t: 1, p: 1 };
-        let out = argon2_raw_alg(argon2::Algorithm::Argon2i, params, b"hunter2", b"somesaltsalt", 32).unwrap();
-        let argon2i = format!("argon2$argon2i$v=19$m=64,t=1,p=1${}${}", STANDARD_NO_PAD.encode(b"somesaltsalt"), STANDARD_NO_PAD.encode(out));
-        assert_eq!(p.verify("hunter2", Some(&argon2i)).await, Verification::Match { upgrade: true });
+        let out = argon2_raw_alg(
+            argon2::Algorithm::Argon2i,
+            params,
+            b"hunter2",
+            b"somesaltsalt",
+            32,
+        )
+        .unwrap();
+        let argon2i = format!(
+            "argon2$argon2i$v=19$m=64,t=1,p=1${}${}",
+            STANDARD_NO_PAD.encode(b"somesaltsalt"),
+            STANDARD_NO_PAD.encode(out)
+        );
+        assert_eq!(
+            p.verify("hunter2", Some(&argon2i)).await,
+            Verification::Match { upgrade: true }
+        );
     }
 
     #[tokio::test]
     async fn unusable_and_malformed_hashes_never_match() {
         let p = fast();
-        for h in ["!unusable", "", "argon2$argon2id$v=19$m=x$a$b", "pbkdf2_sha256$0$s$", "md5$x$y", "argon2$argon2id$v=19$m=99999999,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        for h in [
+            "!unusable",
+            "",
+            "argon2$argon2id$v=19$m=x$a$b",
+            "pbkdf2_sha256$0$s$",
+            "md5$x$y",
+            "argon2$argon2id$v=19$m=99999999,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             assert_eq!(p.verify("x", Some(h)).await, Verification::Mismatch, "{h}");
         }
     }

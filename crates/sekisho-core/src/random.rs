@@ -27,7 +27,9 @@ pub fn hex(data: &[u8]) -> String {
 
 /// True for exactly 32 lowercase hex characters.
 pub fn is_hex128(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

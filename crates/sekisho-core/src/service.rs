@@ -3,12 +3,14 @@
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::JwtConfig;
+use crate::csrf::CsrfKey;
 use crate::error::AuthError;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Successor};
 use crate::password::{Passwords, Verification};
 use crate::random;
-use crate::csrf::CsrfKey;
-use crate::session::{Device, SessionRecord, SessionSettings, hash_session_id, new_session_id, plausible_session_id};
+use crate::session::{
+    Device, SessionRecord, SessionSettings, hash_session_id, new_session_id, plausible_session_id,
+};
 use crate::store::{FamilyStore, SessionStore, UserStore};
 use crate::token::{Claims, TokenError, TokenPolicy, TokenType};
 use crate::user::{NewUser, ProfileUpdate, User, UserId, validate_profile, validate_username};
@@ -65,7 +67,9 @@ pub enum AuthorizationHeader<'a> {
 /// Splits `Bearer <token>`; the scheme is matched case-insensitively.
 pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, AuthError> {
     let mut parts = value.split(' ').filter(|p| !p.is_empty());
-    let Some(scheme) = parts.next() else { return Ok(AuthorizationHeader::Other) };
+    let Some(scheme) = parts.next() else {
+        return Ok(AuthorizationHeader::Other);
+    };
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(AuthorizationHeader::Other);
     }
@@ -153,7 +157,11 @@ impl AuthService {
     }
 
     /// `POST /api/token/`: a new family (one login) and its first token pair.
-    pub async fn obtain_pair(&self, username: &str, password: &str) -> Result<TokenPair, AuthError> {
+    pub async fn obtain_pair(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<TokenPair, AuthError> {
         let user = self.check_password(username, password).await?;
         self.issue_pair(&user).await
     }
@@ -221,8 +229,13 @@ impl AuthService {
             // unbounded number of parallel families be forked from it.
             return Err(TokenError::Invalid.into());
         };
-        let uid = claims.user_id.clone().ok_or(AuthError::Token(TokenError::Invalid))?;
-        let user_id: UserId = uid.parse().map_err(|_| AuthError::Token(TokenError::Invalid))?;
+        let uid = claims
+            .user_id
+            .clone()
+            .ok_or(AuthError::Token(TokenError::Invalid))?;
+        let user_id: UserId = uid
+            .parse()
+            .map_err(|_| AuthError::Token(TokenError::Invalid))?;
         match self.users.user_by_id(user_id).await? {
             Some(u) if u.is_active => {}
             _ => return Err(AuthError::NoActiveAccount),
@@ -251,7 +264,11 @@ impl AuthService {
                 refresh: Some(self.sign_refresh(&uid, &family, &s)),
                 from_grace: true,
             }),
-            RotateOutcome::Unchanged(_) => Ok(Refreshed { access: access(), refresh: None, from_grace: false }),
+            RotateOutcome::Unchanged(_) => Ok(Refreshed {
+                access: access(),
+                refresh: None,
+                from_grace: false,
+            }),
             RotateOutcome::ReuseDetected => {
                 tracing::warn!(user_id, family = %short(&family), "refresh token reuse detected; family revoked");
                 Err(TokenError::Blacklisted.into())
@@ -266,24 +283,34 @@ impl AuthService {
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = self.now();
         let claims = self.tokens.verify(token, None, now)?;
-        let Some(fid) = &claims.family else { return Ok(()) };
+        let Some(fid) = &claims.family else {
+            return Ok(());
+        };
         let family = self.families.family(fid).await?;
         let live = match (&family, claims.token_type) {
             (None, _) => false,
             (Some(f), TokenType::Refresh) => f.accepts(&claims.jti, now, self.settings.grace),
             (Some(f), TokenType::Access) => !f.is_revoked(),
         };
-        if live { Ok(()) } else { Err(TokenError::Blacklisted.into()) }
+        if live {
+            Ok(())
+        } else {
+            Err(TokenError::Blacklisted.into())
+        }
     }
 
     /// `POST /api/token/blacklist/`: log out the login the refresh token belongs to.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let now = self.now();
         let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
-        let Some(fid) = &claims.family else { return Err(TokenError::Invalid.into()) };
+        let Some(fid) = &claims.family else {
+            return Err(TokenError::Invalid.into());
+        };
         match self.families.revoke_family(fid, now, "logout").await? {
             RevokeOutcome::Revoked => Ok(()),
-            RevokeOutcome::AlreadyRevoked | RevokeOutcome::NotFound => Err(TokenError::Blacklisted.into()),
+            RevokeOutcome::AlreadyRevoked | RevokeOutcome::NotFound => {
+                Err(TokenError::Blacklisted.into())
+            }
         }
     }
 
@@ -293,19 +320,36 @@ impl AuthService {
         let claims = self
             .tokens
             .verify(token, Some(TokenType::Access), now)
-            .map_err(|error| AuthError::AccessToken { class: TokenType::Access, error })?;
-        let uid = claims.user_id.as_deref().ok_or(AuthError::NoUserIdentification)?;
+            .map_err(|error| AuthError::AccessToken {
+                class: TokenType::Access,
+                error,
+            })?;
+        let uid = claims
+            .user_id
+            .as_deref()
+            .ok_or(AuthError::NoUserIdentification)?;
         let id: UserId = uid.parse().map_err(|_| AuthError::UserNotFound)?;
-        let user = self.users.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
+        let user = self
+            .users
+            .user_by_id(id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         if !user.is_active {
             return Err(AuthError::UserInactive);
         }
-        if self.settings.strict_access {
-            if let Some(fid) = &claims.family {
-                let revoked = self.families.family(fid).await?.is_none_or(|f| f.is_revoked());
-                if revoked {
-                    return Err(AuthError::AccessToken { class: TokenType::Access, error: TokenError::Blacklisted });
-                }
+        if self.settings.strict_access
+            && let Some(fid) = &claims.family
+        {
+            let revoked = self
+                .families
+                .family(fid)
+                .await?
+                .is_none_or(|f| f.is_revoked());
+            if revoked {
+                return Err(AuthError::AccessToken {
+                    class: TokenType::Access,
+                    error: TokenError::Blacklisted,
+                });
             }
         }
         Ok(BearerIdentity { user, claims })
@@ -314,18 +358,28 @@ impl AuthService {
     pub async fn create_user(&self, new: &NewUser, password: &str) -> Result<User, AuthError> {
         validate_username(&new.username).map_err(AuthError::Invalid)?;
         validate_password(password)?;
-        let hash = self.passwords.hash(password).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         Ok(self.users.create_user(new, &hash, self.now()).await?)
     }
 
     /// Sets a new password and ends every refresh family of the user (DESIGN §3.2).
     pub async fn set_password(&self, user: UserId, password: &str) -> Result<(), AuthError> {
         validate_password(password)?;
-        let hash = self.passwords.hash(password).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         if !self.users.set_password_hash(user, &hash).await? {
             return Err(AuthError::UserNotFound);
         }
-        self.families.revoke_user_families(user, self.now(), "password").await?;
+        self.families
+            .revoke_user_families(user, self.now(), "password")
+            .await?;
         self.sessions.delete_user_sessions(user, None).await?;
         Ok(())
     }
@@ -335,14 +389,17 @@ impl AuthService {
         if !self.users.set_active(user, false).await? {
             return Err(AuthError::UserNotFound);
         }
-        self.families.revoke_user_families(user, self.now(), "deactivated").await?;
+        self.families
+            .revoke_user_families(user, self.now(), "deactivated")
+            .await?;
         self.sessions.delete_user_sessions(user, None).await?;
         Ok(())
     }
 
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
         let now = self.now();
-        Ok(self.families.purge_expired_families(now).await? + self.sessions.purge_expired_sessions(now).await?)
+        Ok(self.families.purge_expired_families(now).await?
+            + self.sessions.purge_expired_sessions(now).await?)
     }
 
     /// `POST /api/auth/login/`: checks the password and creates a brand-new session. A session
@@ -374,7 +431,11 @@ impl AuthService {
             ip: truncate(&device.ip, 64),
         };
         self.sessions.create_session(&record).await?;
-        Ok(NewSession { cookie, record, user })
+        Ok(NewSession {
+            cookie,
+            record,
+            user,
+        })
     }
 
     /// The live session a cookie names, if any. Expired sessions, unknown ids and disabled
@@ -384,12 +445,16 @@ impl AuthService {
             return Ok(None);
         }
         let hash = hash_session_id(cookie);
-        let Some(mut record) = self.sessions.session(&hash).await? else { return Ok(None) };
+        let Some(mut record) = self.sessions.session(&hash).await? else {
+            return Ok(None);
+        };
         let now = self.now();
         if !record.is_live(now) {
             return Ok(None);
         }
-        let Some(user) = self.users.user_by_id(record.user_id).await? else { return Ok(None) };
+        let Some(user) = self.users.user_by_id(record.user_id).await? else {
+            return Ok(None);
+        };
         if !user.is_active {
             return Ok(None);
         }
@@ -398,18 +463,27 @@ impl AuthService {
         let stale_before = Timestamp(now.millis() - s.renew_after().as_millis() as i64);
         if record.last_seen <= stale_before {
             let idle = now.plus(s.idle_timeout).min(record.absolute_expires_at);
-            renewed = self.sessions.touch_session(&hash, now, idle, stale_before).await?;
+            renewed = self
+                .sessions
+                .touch_session(&hash, now, idle, stale_before)
+                .await?;
             if renewed {
                 record.last_seen = now;
                 record.idle_expires_at = idle;
             }
         }
-        Ok(Some(ActiveSession { user, record, renewed }))
+        Ok(Some(ActiveSession {
+            user,
+            record,
+            renewed,
+        }))
     }
 
     pub async fn logout_session(&self, cookie: &str) -> Result<(), AuthError> {
         if plausible_session_id(cookie) {
-            self.sessions.delete_session(&hash_session_id(cookie)).await?;
+            self.sessions
+                .delete_session(&hash_session_id(cookie))
+                .await?;
         }
         Ok(())
     }
@@ -417,7 +491,9 @@ impl AuthService {
     /// Ends every session and every refresh family of the user ("log out everywhere").
     pub async fn logout_everywhere(&self, user: UserId) -> Result<(), AuthError> {
         self.sessions.delete_user_sessions(user, None).await?;
-        self.families.revoke_user_families(user, self.now(), "logout-all").await?;
+        self.families
+            .revoke_user_families(user, self.now(), "logout-all")
+            .await?;
         Ok(())
     }
 
@@ -430,25 +506,48 @@ impl AuthService {
         new: &str,
         keep: Option<&str>,
     ) -> Result<(), PasswordChangeError> {
-        let stored = self.users.user_by_username(&user.username).await?.ok_or(AuthError::UserNotFound)?;
-        if !matches!(self.passwords.verify(old, Some(&stored.password_hash)).await, Verification::Match { .. }) {
+        let stored = self
+            .users
+            .user_by_username(&user.username)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
+        if !matches!(
+            self.passwords
+                .verify(old, Some(&stored.password_hash))
+                .await,
+            Verification::Match { .. }
+        ) {
             return Err(PasswordChangeError::WrongOldPassword);
         }
         if let Some(msg) = weak_password(new, user) {
             return Err(PasswordChangeError::Weak(msg));
         }
-        let hash = self.passwords.hash(new).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let hash = self
+            .passwords
+            .hash(new)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         self.users.set_password_hash(user.id, &hash).await?;
-        self.families.revoke_user_families(user.id, self.now(), "password").await?;
+        self.families
+            .revoke_user_families(user.id, self.now(), "password")
+            .await?;
         self.sessions.delete_user_sessions(user.id, keep).await?;
         Ok(())
     }
 
-    pub async fn update_profile(&self, user: UserId, update: &ProfileUpdate) -> Result<Result<User, (&'static str, String)>, AuthError> {
+    pub async fn update_profile(
+        &self,
+        user: UserId,
+        update: &ProfileUpdate,
+    ) -> Result<Result<User, (&'static str, String)>, AuthError> {
         if let Err(e) = validate_profile(update) {
             return Ok(Err(e));
         }
-        Ok(Ok(self.users.update_profile(user, update).await?.ok_or(AuthError::UserNotFound)?))
+        Ok(Ok(self
+            .users
+            .update_profile(user, update)
+            .await?
+            .ok_or(AuthError::UserNotFound)?))
     }
 }
 
@@ -459,7 +558,9 @@ pub fn validate_password(password: &str) -> Result<(), AuthError> {
         return Err(AuthError::Invalid("password must not be empty".into()));
     }
     if password.len() > 4096 {
-        return Err(AuthError::Invalid("password must be at most 4096 bytes".into()));
+        return Err(AuthError::Invalid(
+            "password must be at most 4096 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -513,12 +614,30 @@ mod tests {
 
     #[test]
     fn authorization_header_parsing() {
-        assert_eq!(parse_authorization("Bearer abc").unwrap(), AuthorizationHeader::Bearer("abc"));
-        assert_eq!(parse_authorization("bearer abc").unwrap(), AuthorizationHeader::Bearer("abc"));
-        assert_eq!(parse_authorization("BEARER abc").unwrap(), AuthorizationHeader::Bearer("abc"));
-        assert_eq!(parse_authorization("Basic dXNlcjpwdw==").unwrap(), AuthorizationHeader::Other);
+        assert_eq!(
+            parse_authorization("Bearer abc").unwrap(),
+            AuthorizationHeader::Bearer("abc")
+        );
+        assert_eq!(
+            parse_authorization("bearer abc").unwrap(),
+            AuthorizationHeader::Bearer("abc")
+        );
+        assert_eq!(
+            parse_authorization("BEARER abc").unwrap(),
+            AuthorizationHeader::Bearer("abc")
+        );
+        assert_eq!(
+            parse_authorization("Basic dXNlcjpwdw==").unwrap(),
+            AuthorizationHeader::Other
+        );
         assert_eq!(parse_authorization("").unwrap(), AuthorizationHeader::Other);
-        assert!(matches!(parse_authorization("Bearer"), Err(AuthError::BadAuthorizationHeader)));
-        assert!(matches!(parse_authorization("Bearer a b"), Err(AuthError::BadAuthorizationHeader)));
+        assert!(matches!(
+            parse_authorization("Bearer"),
+            Err(AuthError::BadAuthorizationHeader)
+        ));
+        assert!(matches!(
+            parse_authorization("Bearer a b"),
+            Err(AuthError::BadAuthorizationHeader)
+        ));
     }
 }

@@ -96,7 +96,14 @@ mod tests {
 
     #[test]
     fn renewal_interval_is_bounded() {
-        let s = |idle| SessionSettings { cookie_age: idle, idle_timeout: idle, absolute_timeout: idle }.renew_after();
+        let s = |idle| {
+            SessionSettings {
+                cookie_age: idle,
+                idle_timeout: idle,
+                absolute_timeout: idle,
+            }
+            .renew_after()
+        };
         assert_eq!(s(Duration::from_secs(2)), Duration::from_secs(1));
         assert_eq!(s(Duration::from_secs(1200)), Duration::from_secs(60));
         assert_eq!(s(Duration::from_secs(14 * 86400)), Duration::from_secs(300));

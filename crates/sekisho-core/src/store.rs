@@ -23,7 +23,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
-    async fn create_user(&self, user: &NewUser, password_hash: &str, now: Timestamp) -> StoreResult<User>;
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<User>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<StoredUser>>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     /// Returns false when no such user exists.
@@ -32,7 +37,8 @@ pub trait UserStore: Send + Sync + 'static {
     async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Changes the given profile fields; returns the updated user, `None` if there is none.
-    async fn update_profile(&self, id: UserId, update: &ProfileUpdate) -> StoreResult<Option<User>>;
+    async fn update_profile(&self, id: UserId, update: &ProfileUpdate)
+    -> StoreResult<Option<User>>;
 }
 
 /// Refresh families: one bounded record per login, never a row per rotation.
@@ -45,9 +51,19 @@ pub trait FamilyStore: Send + Sync + 'static {
     /// concurrent calls (from any number of server instances) exactly one rotation of a given
     /// token happens.
     async fn rotate(&self, request: &RotateRequest) -> StoreResult<RotateOutcome>;
-    async fn revoke_family(&self, id: &str, now: Timestamp, reason: &str) -> StoreResult<RevokeOutcome>;
+    async fn revoke_family(
+        &self,
+        id: &str,
+        now: Timestamp,
+        reason: &str,
+    ) -> StoreResult<RevokeOutcome>;
     /// Revokes every live family of a user; returns how many.
-    async fn revoke_user_families(&self, user: UserId, now: Timestamp, reason: &str) -> StoreResult<u64>;
+    async fn revoke_user_families(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        reason: &str,
+    ) -> StoreResult<u64>;
     /// Deletes records whose tokens have all expired; returns how many.
     async fn purge_expired_families(&self, now: Timestamp) -> StoreResult<u64>;
 }
@@ -60,10 +76,17 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
     /// Slides the idle deadline, but only when `last_seen` is older than `older_than`, so that
     /// concurrent requests write at most once per renewal interval.
-    async fn touch_session(&self, id_hash: &str, now: Timestamp, idle_expires_at: Timestamp, older_than: Timestamp) -> StoreResult<bool>;
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+        older_than: Timestamp,
+    ) -> StoreResult<bool>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<bool>;
     /// Deletes the user's session named by its public id (the devices list's DELETE).
-    async fn delete_session_by_public_id(&self, user: UserId, public_id: &str) -> StoreResult<bool>;
+    async fn delete_session_by_public_id(&self, user: UserId, public_id: &str)
+    -> StoreResult<bool>;
     async fn list_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
     /// Deletes every session of the user except `keep` (an id hash); returns how many.
     async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;

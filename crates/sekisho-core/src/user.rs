@@ -55,13 +55,17 @@ pub struct ProfileUpdate {
 pub fn validate_profile(u: &ProfileUpdate) -> Result<(), (&'static str, String)> {
     for (field, v) in [("first_name", &u.first_name), ("last_name", &u.last_name)] {
         if v.as_ref().is_some_and(|v| v.chars().count() > 150) {
-            return Err((field, "Ensure this field has no more than 150 characters.".into()));
+            return Err((
+                field,
+                "Ensure this field has no more than 150 characters.".into(),
+            ));
         }
     }
     if let Some(e) = &u.email {
         let ok = e.is_empty()
             || (e.chars().count() <= 254
-                && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
+                && e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
                 && !e.chars().any(char::is_whitespace));
         if !ok {
             return Err(("email", "Enter a valid email address.".into()));
@@ -75,7 +79,10 @@ pub fn validate_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > 150 {
         return Err("username must be 1 to 150 characters".into());
     }
-    if !name.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    {
         return Err("username may contain only letters, digits and @/./+/-/_".into());
     }
     Ok(())

@@ -12,7 +12,11 @@ use std::time::Duration;
 
 const T0: i64 = 1_900_000_000;
 
-pub async fn run_all(users: Arc<dyn UserStore>, families: Arc<dyn FamilyStore>, sessions: Arc<dyn SessionStore>) {
+pub async fn run_all(
+    users: Arc<dyn UserStore>,
+    families: Arc<dyn FamilyStore>,
+    sessions: Arc<dyn SessionStore>,
+) {
     users_round_trip(&*users).await;
     sessions_lifecycle(&*users, &*sessions).await;
     rotation_sequence(&*users, &*families).await;
@@ -24,7 +28,14 @@ pub async fn run_all(users: Arc<dyn UserStore>, families: Arc<dyn FamilyStore>, 
 async fn new_user(users: &dyn UserStore) -> i64 {
     let name = format!("u{}", &hex128()[..12]);
     users
-        .create_user(&NewUser { username: name, ..Default::default() }, "!", Timestamp::from_secs(T0))
+        .create_user(
+            &NewUser {
+                username: name,
+                ..Default::default()
+            },
+            "!",
+            Timestamp::from_secs(T0),
+        )
         .await
         .unwrap()
         .id
@@ -59,32 +70,85 @@ fn req(f: &FamilyRecord, presented: &str, now_s: i64, grace: Duration) -> Rotate
 
 async fn users_round_trip(users: &dyn UserStore) {
     users.ping().await.unwrap();
-    let new = NewUser { username: format!("alice{}", &hex128()[..6]), email: "a@example.com".into(), is_staff: true, is_superuser: false };
-    let u = users.create_user(&new, "hash-1", Timestamp::from_secs(T0)).await.unwrap();
+    let new = NewUser {
+        username: format!("alice{}", &hex128()[..6]),
+        email: "a@example.com".into(),
+        is_staff: true,
+        is_superuser: false,
+    };
+    let u = users
+        .create_user(&new, "hash-1", Timestamp::from_secs(T0))
+        .await
+        .unwrap();
     assert_eq!(u.username, new.username);
     assert!(u.is_active && u.is_staff && !u.is_superuser);
     assert!(matches!(
-        users.create_user(&new, "hash-2", Timestamp::from_secs(T0)).await,
+        users
+            .create_user(&new, "hash-2", Timestamp::from_secs(T0))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    let stored = users.user_by_username(&new.username).await.unwrap().unwrap();
-    assert_eq!(stored.password_hash, "hash-1");
-    assert_eq!(stored.user, u);
-    assert!(users.user_by_username("nobody-here").await.unwrap().is_none());
-    assert!(users.set_password_hash(u.id, "hash-3").await.unwrap());
-    assert_eq!(users.user_by_username(&new.username).await.unwrap().unwrap().password_hash, "hash-3");
-    assert!(users.set_active(u.id, false).await.unwrap());
-    assert!(!users.user_by_id(u.id).await.unwrap().unwrap().is_active);
-    assert!(!users.set_active(i64::MAX, false).await.unwrap());
-    users.record_login(u.id, Timestamp::from_secs(T0 + 1)).await.unwrap();
-    assert!(users.list_users().await.unwrap().iter().any(|x| x.id == u.id));
-    let changed = users
-        .update_profile(u.id, &ProfileUpdate { first_name: Some("Alice".into()), ..Default::default() })
+    let stored = users
+        .user_by_username(&new.username)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((changed.first_name.as_str(), changed.email.as_str()), ("Alice", "a@example.com"));
-    assert!(users.update_profile(i64::MAX, &ProfileUpdate::default()).await.unwrap().is_none());
+    assert_eq!(stored.password_hash, "hash-1");
+    assert_eq!(stored.user, u);
+    assert!(
+        users
+            .user_by_username("nobody-here")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(users.set_password_hash(u.id, "hash-3").await.unwrap());
+    assert_eq!(
+        users
+            .user_by_username(&new.username)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "hash-3"
+    );
+    assert!(users.set_active(u.id, false).await.unwrap());
+    assert!(!users.user_by_id(u.id).await.unwrap().unwrap().is_active);
+    assert!(!users.set_active(i64::MAX, false).await.unwrap());
+    users
+        .record_login(u.id, Timestamp::from_secs(T0 + 1))
+        .await
+        .unwrap();
+    assert!(
+        users
+            .list_users()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == u.id)
+    );
+    let changed = users
+        .update_profile(
+            u.id,
+            &ProfileUpdate {
+                first_name: Some("Alice".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.first_name.as_str(), changed.email.as_str()),
+        ("Alice", "a@example.com")
+    );
+    assert!(
+        users
+            .update_profile(i64::MAX, &ProfileUpdate::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn rotation_sequence(users: &dyn UserStore, families: &dyn FamilyStore) {
@@ -92,23 +156,58 @@ async fn rotation_sequence(users: &dyn UserStore, families: &dyn FamilyStore) {
     families.create_family(&f).await.unwrap();
     assert_eq!(families.family(&f.id).await.unwrap().unwrap(), f);
     let g = Duration::from_secs(5);
-    let RotateOutcome::Rotated(s1) = families.rotate(&req(&f, &f.current_jti, T0 + 10, g)).await.unwrap() else {
+    let RotateOutcome::Rotated(s1) = families
+        .rotate(&req(&f, &f.current_jti, T0 + 10, g))
+        .await
+        .unwrap()
+    else {
         panic!("first rotation must win")
     };
     assert_eq!((s1.iat, s1.exp), (T0 + 10, T0 + 110));
     // The racer inside the grace window gets the same successor.
-    assert_eq!(families.rotate(&req(&f, &f.current_jti, T0 + 11, g)).await.unwrap(), RotateOutcome::Grace(s1.clone()));
+    assert_eq!(
+        families
+            .rotate(&req(&f, &f.current_jti, T0 + 11, g))
+            .await
+            .unwrap(),
+        RotateOutcome::Grace(s1.clone())
+    );
     let after = families.family(&f.id).await.unwrap().unwrap();
     assert_eq!(after.current_jti, s1.jti);
     assert_eq!(after.previous_jti.as_deref(), Some(f.current_jti.as_str()));
     // After the window, the predecessor is reuse: the whole family goes.
-    assert_eq!(families.rotate(&req(&f, &f.current_jti, T0 + 20, g)).await.unwrap(), RotateOutcome::ReuseDetected);
-    assert_eq!(families.rotate(&req(&f, &s1.jti, T0 + 21, g)).await.unwrap(), RotateOutcome::Revoked);
-    let missing = FamilyRecord { id: hex128(), ..f.clone() };
-    assert_eq!(families.rotate(&req(&missing, &f.current_jti, T0, g)).await.unwrap(), RotateOutcome::NotFound);
+    assert_eq!(
+        families
+            .rotate(&req(&f, &f.current_jti, T0 + 20, g))
+            .await
+            .unwrap(),
+        RotateOutcome::ReuseDetected
+    );
+    assert_eq!(
+        families
+            .rotate(&req(&f, &s1.jti, T0 + 21, g))
+            .await
+            .unwrap(),
+        RotateOutcome::Revoked
+    );
+    let missing = FamilyRecord {
+        id: hex128(),
+        ..f.clone()
+    };
+    assert_eq!(
+        families
+            .rotate(&req(&missing, &f.current_jti, T0, g))
+            .await
+            .unwrap(),
+        RotateOutcome::NotFound
+    );
 }
 
-async fn parallel_rotation_has_one_winner(users: &dyn UserStore, families: Arc<dyn FamilyStore>, grace: Duration) {
+async fn parallel_rotation_has_one_winner(
+    users: &dyn UserStore,
+    families: Arc<dyn FamilyStore>,
+    grace: Duration,
+) {
     let f = family(new_user(users).await);
     families.create_family(&f).await.unwrap();
     let tasks: Vec<_> = (0..32)
@@ -122,7 +221,13 @@ async fn parallel_rotation_has_one_winner(users: &dyn UserStore, families: Arc<d
     for t in tasks {
         outcomes.push(t.await.unwrap());
     }
-    let winners: Vec<_> = outcomes.iter().filter_map(|o| match o { RotateOutcome::Rotated(s) => Some(s.clone()), _ => None }).collect();
+    let winners: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            RotateOutcome::Rotated(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(winners.len(), 1, "exactly one rotation: {outcomes:?}");
     for o in &outcomes {
         match o {
@@ -131,7 +236,9 @@ async fn parallel_rotation_has_one_winner(users: &dyn UserStore, families: Arc<d
                 assert!(!grace.is_zero());
                 assert_eq!(s, &winners[0], "every racer gets the one successor");
             }
-            RotateOutcome::ReuseDetected | RotateOutcome::Revoked => assert!(grace.is_zero(), "{o:?}"),
+            RotateOutcome::ReuseDetected | RotateOutcome::Revoked => {
+                assert!(grace.is_zero(), "{o:?}")
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -146,16 +253,48 @@ async fn revocation_and_purge(users: &dyn UserStore, families: &dyn FamilyStore)
         families.create_family(f).await.unwrap();
     }
     let now = Timestamp::from_secs(T0 + 1);
-    assert_eq!(families.revoke_family(&a.id, now, "logout").await.unwrap(), RevokeOutcome::Revoked);
-    assert_eq!(families.revoke_family(&a.id, now, "logout").await.unwrap(), RevokeOutcome::AlreadyRevoked);
-    assert_eq!(families.revoke_family(&hex128(), now, "logout").await.unwrap(), RevokeOutcome::NotFound);
-    assert_eq!(families.revoke_user_families(uid, now, "password").await.unwrap(), 1, "only b was still live");
+    assert_eq!(
+        families.revoke_family(&a.id, now, "logout").await.unwrap(),
+        RevokeOutcome::Revoked
+    );
+    assert_eq!(
+        families.revoke_family(&a.id, now, "logout").await.unwrap(),
+        RevokeOutcome::AlreadyRevoked
+    );
+    assert_eq!(
+        families
+            .revoke_family(&hex128(), now, "logout")
+            .await
+            .unwrap(),
+        RevokeOutcome::NotFound
+    );
+    assert_eq!(
+        families
+            .revoke_user_families(uid, now, "password")
+            .await
+            .unwrap(),
+        1,
+        "only b was still live"
+    );
     assert!(families.family(&b.id).await.unwrap().unwrap().is_revoked());
-    assert!(!families.family(&other.id).await.unwrap().unwrap().is_revoked());
+    assert!(
+        !families
+            .family(&other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked()
+    );
     // Nothing is purged while a token could still be presented; everything once all expired.
-    families.purge_expired_families(Timestamp::from_secs(T0 + 99)).await.unwrap();
+    families
+        .purge_expired_families(Timestamp::from_secs(T0 + 99))
+        .await
+        .unwrap();
     assert!(families.family(&other.id).await.unwrap().is_some());
-    let purged = families.purge_expired_families(Timestamp::from_secs(T0 + 101)).await.unwrap();
+    let purged = families
+        .purge_expired_families(Timestamp::from_secs(T0 + 101))
+        .await
+        .unwrap();
     assert!(purged >= 3);
     for f in [&a, &b, &other] {
         assert!(families.family(&f.id).await.unwrap().is_none());
@@ -191,26 +330,84 @@ async fn sessions_lifecycle(users: &dyn UserStore, sessions: &dyn SessionStore) 
     assert!(sessions.session("nope").await.unwrap().is_none());
     // Touch writes only when last_seen is older than the threshold.
     let later = Timestamp::from_secs(T0 + 50);
-    assert!(!sessions.touch_session(&a.id_hash, later, Timestamp::from_secs(T0 + 150), Timestamp::from_secs(T0 - 1)).await.unwrap());
-    assert!(sessions.touch_session(&a.id_hash, later, Timestamp::from_secs(T0 + 150), Timestamp::from_secs(T0 + 40)).await.unwrap());
+    assert!(
+        !sessions
+            .touch_session(
+                &a.id_hash,
+                later,
+                Timestamp::from_secs(T0 + 150),
+                Timestamp::from_secs(T0 - 1)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .touch_session(
+                &a.id_hash,
+                later,
+                Timestamp::from_secs(T0 + 150),
+                Timestamp::from_secs(T0 + 40)
+            )
+            .await
+            .unwrap()
+    );
     let touched = sessions.session(&a.id_hash).await.unwrap().unwrap();
-    assert_eq!((touched.last_seen, touched.idle_expires_at), (later, Timestamp::from_secs(T0 + 150)));
-    let listed: Vec<_> = sessions.list_sessions(uid).await.unwrap().into_iter().map(|s| s.public_id).collect();
-    assert_eq!(listed, vec![a.public_id.clone(), b.public_id.clone(), c.public_id.clone()]);
+    assert_eq!(
+        (touched.last_seen, touched.idle_expires_at),
+        (later, Timestamp::from_secs(T0 + 150))
+    );
+    let listed: Vec<_> = sessions
+        .list_sessions(uid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.public_id)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            a.public_id.clone(),
+            b.public_id.clone(),
+            c.public_id.clone()
+        ]
+    );
     // A user cannot delete another user's session by its public id.
-    assert!(!sessions.delete_session_by_public_id(uid, &other.public_id).await.unwrap());
-    assert!(sessions.delete_session_by_public_id(uid, &b.public_id).await.unwrap());
+    assert!(
+        !sessions
+            .delete_session_by_public_id(uid, &other.public_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .delete_session_by_public_id(uid, &b.public_id)
+            .await
+            .unwrap()
+    );
     assert!(sessions.delete_session(&c.id_hash).await.unwrap());
     assert!(!sessions.delete_session(&c.id_hash).await.unwrap());
     let d = session(uid, T0 + 3);
     sessions.create_session(&d).await.unwrap();
-    assert_eq!(sessions.delete_user_sessions(uid, Some(&a.id_hash)).await.unwrap(), 1);
+    assert_eq!(
+        sessions
+            .delete_user_sessions(uid, Some(&a.id_hash))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(sessions.session(&a.id_hash).await.unwrap().is_some());
     assert_eq!(sessions.delete_user_sessions(uid, None).await.unwrap(), 1);
     assert!(sessions.list_sessions(uid).await.unwrap().is_empty());
     // Purge removes only expired sessions (idle or absolute).
-    sessions.purge_expired_sessions(Timestamp::from_secs(T0 + 99)).await.unwrap();
+    sessions
+        .purge_expired_sessions(Timestamp::from_secs(T0 + 99))
+        .await
+        .unwrap();
     assert!(sessions.session(&other.id_hash).await.unwrap().is_some());
-    sessions.purge_expired_sessions(Timestamp::from_secs(T0 + 100)).await.unwrap();
+    sessions
+        .purge_expired_sessions(Timestamp::from_secs(T0 + 100))
+        .await
+        .unwrap();
     assert!(sessions.session(&other.id_hash).await.unwrap().is_none());
 }

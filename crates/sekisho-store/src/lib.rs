@@ -22,10 +22,10 @@ pub(crate) async fn bounded<T>(
 }
 
 pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
-    if let Some(db) = e.as_database_error() {
-        if db.is_unique_violation() {
-            return StoreError::Conflict("already exists".into());
-        }
+    if let Some(db) = e.as_database_error()
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict("already exists".into());
     }
     StoreError::Unavailable(e.to_string())
 }

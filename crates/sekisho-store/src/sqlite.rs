@@ -11,7 +11,9 @@ use sekisho_core::family::{
 use sekisho_core::session::SessionRecord;
 use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
 use sekisho_core::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
@@ -35,18 +37,22 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(deadline);
         let path = opts.get_filename();
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() && path.to_str() != Some(":memory:") {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && path.to_str() != Some(":memory:")
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(deadline)
             .connect_with(opts)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite database: {e}")))?;
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open the SQLite database: {e}"))
+            })?;
         Ok(SqliteStore { pool, deadline })
     }
 
@@ -124,7 +130,12 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn create_user(&self, user: &NewUser, password_hash: &str, now: Timestamp) -> StoreResult<User> {
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<User> {
         let res = bounded(
             self.deadline,
             sqlx::query(
@@ -141,7 +152,9 @@ impl UserStore for SqliteStore {
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("user {:?} already exists", user.username)),
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("user {:?} already exists", user.username))
+            }
             other => other,
         })?;
         let id = res.last_insert_rowid();
@@ -181,7 +194,10 @@ impl UserStore for SqliteStore {
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
         let r = bounded(
             self.deadline,
-            sqlx::query("UPDATE users SET password = ? WHERE id = ?").bind(hash).bind(id).execute(&self.pool),
+            sqlx::query("UPDATE users SET password = ? WHERE id = ?")
+                .bind(hash)
+                .bind(id)
+                .execute(&self.pool),
         )
         .await?;
         Ok(r.rows_affected() == 1)
@@ -190,7 +206,10 @@ impl UserStore for SqliteStore {
     async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool> {
         let r = bounded(
             self.deadline,
-            sqlx::query("UPDATE users SET is_active = ? WHERE id = ?").bind(active).bind(id).execute(&self.pool),
+            sqlx::query("UPDATE users SET is_active = ? WHERE id = ?")
+                .bind(active)
+                .bind(id)
+                .execute(&self.pool),
         )
         .await?;
         Ok(r.rows_affected() == 1)
@@ -199,7 +218,10 @@ impl UserStore for SqliteStore {
     async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
         bounded(
             self.deadline,
-            sqlx::query("UPDATE users SET last_login = ? WHERE id = ?").bind(now.millis()).bind(id).execute(&self.pool),
+            sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+                .bind(now.millis())
+                .bind(id)
+                .execute(&self.pool),
         )
         .await?;
         Ok(())
@@ -284,7 +306,9 @@ impl FamilyStore for SqliteStore {
     async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {
         let row = bounded(
             self.deadline,
-            sqlx::query("SELECT * FROM refresh_families WHERE id = ?").bind(id).fetch_optional(&self.pool),
+            sqlx::query("SELECT * FROM refresh_families WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool),
         )
         .await?;
         Ok(row.as_ref().map(family_from_row))
@@ -301,7 +325,11 @@ impl FamilyStore for SqliteStore {
             let (outcome, write) = decide_rotation(record.as_ref(), req);
             match write {
                 Write::None => {}
-                Write::Rotate { new, previous_jti, rotated_at } => {
+                Write::Rotate {
+                    new,
+                    previous_jti,
+                    rotated_at,
+                } => {
                     sqlx::query(
                         "UPDATE refresh_families SET current_jti = ?, current_iat = ?, current_exp = ?,
                          previous_jti = ?, rotated_at_ms = ? WHERE id = ?",
@@ -332,7 +360,12 @@ impl FamilyStore for SqliteStore {
         bounded(self.deadline, work).await
     }
 
-    async fn revoke_family(&self, id: &str, now: Timestamp, reason: &str) -> StoreResult<RevokeOutcome> {
+    async fn revoke_family(
+        &self,
+        id: &str,
+        now: Timestamp,
+        reason: &str,
+    ) -> StoreResult<RevokeOutcome> {
         let r = bounded(
             self.deadline,
             sqlx::query(
@@ -354,7 +387,12 @@ impl FamilyStore for SqliteStore {
         })
     }
 
-    async fn revoke_user_families(&self, user: UserId, now: Timestamp, reason: &str) -> StoreResult<u64> {
+    async fn revoke_user_families(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        reason: &str,
+    ) -> StoreResult<u64> {
         let r = bounded(
             self.deadline,
             sqlx::query(
@@ -427,7 +465,9 @@ impl SessionStore for SqliteStore {
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
         let row = bounded(
             self.deadline,
-            sqlx::query("SELECT * FROM sessions WHERE id_hash = ?").bind(id_hash).fetch_optional(&self.pool),
+            sqlx::query("SELECT * FROM sessions WHERE id_hash = ?")
+                .bind(id_hash)
+                .fetch_optional(&self.pool),
         )
         .await?;
         Ok(row.as_ref().map(session_from_row))
@@ -459,13 +499,19 @@ impl SessionStore for SqliteStore {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
         let r = bounded(
             self.deadline,
-            sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(&self.pool),
+            sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+                .bind(id_hash)
+                .execute(&self.pool),
         )
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    async fn delete_session_by_public_id(&self, user: UserId, public_id: &str) -> StoreResult<bool> {
+    async fn delete_session_by_public_id(
+        &self,
+        user: UserId,
+        public_id: &str,
+    ) -> StoreResult<bool> {
         let r = bounded(
             self.deadline,
             sqlx::query("DELETE FROM sessions WHERE user_id = ? AND public_id = ?")
@@ -480,9 +526,11 @@ impl SessionStore for SqliteStore {
     async fn list_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
         let rows = bounded(
             self.deadline,
-            sqlx::query("SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at_ms, public_id")
-                .bind(user)
-                .fetch_all(&self.pool),
+            sqlx::query(
+                "SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at_ms, public_id",
+            )
+            .bind(user)
+            .fetch_all(&self.pool),
         )
         .await?;
         Ok(rows.iter().map(session_from_row).collect())
@@ -519,7 +567,9 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let s = SqliteStore::connect(&url, 4, Duration::from_secs(5)).await.unwrap();
+        let s = SqliteStore::connect(&url, 4, Duration::from_secs(5))
+            .await
+            .unwrap();
         s.migrate().await.unwrap();
         (dir, s)
     }
@@ -535,7 +585,9 @@ mod tests {
     async fn migrations_are_idempotent_and_create_parent_dirs() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/a/b/t.db", dir.path().display());
-        let s = SqliteStore::connect(&url, 2, Duration::from_secs(5)).await.unwrap();
+        let s = SqliteStore::connect(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
         s.migrate().await.unwrap();
         s.migrate().await.unwrap();
         assert!(dir.path().join("a/b/t.db").exists());

@@ -5,9 +5,9 @@ use axum::Router;
 use sekisho_axum::{AppState, HttpSettings};
 use sekisho_core::clock::SystemClock;
 use sekisho_core::csrf::CsrfKey;
-use sekisho_core::session::SessionSettings;
 use sekisho_core::password::Passwords;
 use sekisho_core::service::TokenSettings;
+use sekisho_core::session::SessionSettings;
 use sekisho_core::token::TokenPolicy;
 use sekisho_core::{AuthService, Config};
 use sekisho_store::sqlite::SqliteStore;
@@ -18,7 +18,8 @@ use std::time::Duration;
 /// Reads the config file (explicit path, or `sekisho.toml` when present) and the environment.
 pub fn load_config(path: Option<&Path>) -> Result<Config> {
     let text = match path {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?,
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read config file {}", p.display()))?,
         None if Path::new("sekisho.toml").exists() => {
             std::fs::read_to_string("sekisho.toml").context("cannot read sekisho.toml")?
         }
@@ -56,7 +57,10 @@ pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {
 }
 
 pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
-    let state = AppState { auth, http: Arc::new(HttpSettings::from_config(config)) };
+    let state = AppState {
+        auth,
+        http: Arc::new(HttpSettings::from_config(config)),
+    };
     let app = Router::new().merge(sekisho_axum::router(state.clone()));
     let app = match &config.server.static_dir {
         Some(dir) => app.fallback_service(
@@ -103,10 +107,13 @@ pub async fn serve(config: Config) -> Result<()> {
     let app = build_router(&config, auth);
     tracing::info!(%addr, "sekisho listening");
     println!("sekisho listening on http://{addr}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server error")?;
     tracing::info!("sekisho stopped");
     Ok(())
 }

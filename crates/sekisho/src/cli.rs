@@ -8,7 +8,11 @@ use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "sekisho", version, about = "Authentication for single-page apps: sessions and JWT, at once")]
+#[command(
+    name = "sekisho",
+    version,
+    about = "Authentication for single-page apps: sessions and JWT, at once"
+)]
 pub struct Cli {
     /// Config file (default: ./sekisho.toml when present). SEKISHO_<SECTION>__<KEY> overrides it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -77,7 +81,9 @@ fn init_tracing() {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("SEKISHO_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         let _ = builder.json().try_init();
     } else {
@@ -87,7 +93,9 @@ fn init_tracing() {
 
 fn read_password_stdin() -> Result<String> {
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read the password from standard input")?;
     // Only the line ending is removed: passwords are otherwise taken exactly as given.
     let line = s.split('\n').next().unwrap_or("");
     let line = line.strip_suffix('\r').unwrap_or(line);
@@ -107,9 +115,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Check } => {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
             if let Some(path) = &config.jwt.signing_key_file {
-                std::fs::metadata(path).with_context(|| format!("jwt.signing_key_file {}", path.display()))?;
+                std::fs::metadata(path)
+                    .with_context(|| format!("jwt.signing_key_file {}", path.display()))?;
             }
             println!("# configuration is valid; effective values (secrets masked):");
             print!("{}", config.to_masked_toml());
@@ -132,10 +143,29 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
         }
     };
     match command {
-        UserCommand::Create { name, email, staff, superuser, password_stdin, password } => {
-            let password = if password_stdin { read_password_stdin()? } else { password.unwrap_or_default() };
+        UserCommand::Create {
+            name,
+            email,
+            staff,
+            superuser,
+            password_stdin,
+            password,
+        } => {
+            let password = if password_stdin {
+                read_password_stdin()?
+            } else {
+                password.unwrap_or_default()
+            };
             let u = auth
-                .create_user(&NewUser { username: name, email, is_staff: staff, is_superuser: superuser }, &password)
+                .create_user(
+                    &NewUser {
+                        username: name,
+                        email,
+                        is_staff: staff,
+                        is_superuser: superuser,
+                    },
+                    &password,
+                )
                 .await?;
             println!("created user {:?} (id {})", u.username, u.id);
         }
@@ -143,10 +173,16 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
             let password = read_password_stdin()?;
             let u = find(name).await?;
             auth.set_password(u.id, &password).await?;
-            println!("password of {:?} changed; its refresh tokens are revoked", u.username);
+            println!(
+                "password of {:?} changed; its refresh tokens are revoked",
+                u.username
+            );
         }
         UserCommand::List => {
-            println!("{:<6} {:<24} {:<28} {:<6} {:<5} {:<9}", "id", "username", "email", "active", "staff", "superuser");
+            println!(
+                "{:<6} {:<24} {:<28} {:<6} {:<5} {:<9}",
+                "id", "username", "email", "active", "staff", "superuser"
+            );
             for u in auth.users.list_users().await? {
                 println!(
                     "{:<6} {:<24} {:<28} {:<6} {:<5} {:<9}",
@@ -157,7 +193,10 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
         UserCommand::Deactivate { name } => {
             let u = find(name).await?;
             auth.deactivate(u.id).await?;
-            println!("user {:?} deactivated; its refresh tokens are revoked", u.username);
+            println!(
+                "user {:?} deactivated; its refresh tokens are revoked",
+                u.username
+            );
         }
     }
     Ok(())

@@ -36,7 +36,9 @@ pub fn load_or_create(config: &Config) -> Result<Vec<u8>> {
     }
     match opts.open(&path) {
         Ok(mut f) => {
-            f.write_all(key.as_bytes()).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))?;
+            f.write_all(key.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
             tracing::info!(path = %path.display(), "generated a new JWT signing key");
             Ok(key.into_bytes())
         }
@@ -48,17 +50,24 @@ pub fn load_or_create(config: &Config) -> Result<Vec<u8>> {
 
 fn read_key(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).context("cannot read the key file")?;
-    let trimmed = raw.strip_suffix(b"\r\n").or_else(|| raw.strip_suffix(b"\n")).unwrap_or(&raw).to_vec();
+    let trimmed = raw
+        .strip_suffix(b"\r\n")
+        .or_else(|| raw.strip_suffix(b"\n"))
+        .unwrap_or(&raw)
+        .to_vec();
     if trimmed.len() < MIN_HMAC_KEY_BYTES {
-        bail!("the key must be at least {MIN_HMAC_KEY_BYTES} bytes (got {})", trimmed.len());
+        bail!(
+            "the key must be at least {MIN_HMAC_KEY_BYTES} bytes (got {})",
+            trimmed.len()
+        );
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "signing key file is readable by other users; chmod 600 it");
-            }
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "signing key file is readable by other users; chmod 600 it");
         }
     }
     Ok(trimmed)
@@ -75,5 +84,6 @@ pub fn create_dir_private(dir: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir).with_context(|| format!("creating data directory {}", dir.display()))
+    b.create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
 }

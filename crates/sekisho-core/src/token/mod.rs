@@ -98,7 +98,11 @@ impl TokenPolicy {
             "HS256" => Algorithm::HS256,
             "HS384" => Algorithm::HS384,
             "HS512" => Algorithm::HS512,
-            other => return Err(ConfigError(format!("jwt.algorithm: {other:?} is not supported"))),
+            other => {
+                return Err(ConfigError(format!(
+                    "jwt.algorithm: {other:?} is not supported"
+                )));
+            }
         };
         if key.len() < crate::config::MIN_HMAC_KEY_BYTES {
             return Err(ConfigError(format!(
@@ -163,7 +167,12 @@ impl TokenPolicy {
 
     /// Verifies a token, checking in simplejwt's order: signature, `exp`/`nbf`/`iat` (PyJWT),
     /// `aud`/`iss`, then presence of `exp` and `jti`, then `token_type` against `expected`.
-    pub fn verify(&self, token: &str, expected: Option<TokenType>, now: Timestamp) -> Result<Claims, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: Option<TokenType>,
+        now: Timestamp,
+    ) -> Result<Claims, TokenError> {
         use TokenError::*;
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(Invalid);
@@ -180,23 +189,24 @@ impl TokenPolicy {
         {
             return Err(Invalid);
         }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.signature_only)
-            .map_err(|_| Invalid)?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.signature_only)
+                .map_err(|_| Invalid)?;
         let c = data.claims;
         let now_s = now.secs();
         let exp = match c.get("exp") {
             None => None,
             Some(v) => Some(numeric(v).ok_or(Invalid)?),
         };
-        if let Some(exp) = exp {
-            if exp <= now_s - self.leeway {
-                return Err(Expired);
-            }
+        if let Some(exp) = exp
+            && exp <= now_s - self.leeway
+        {
+            return Err(Expired);
         }
-        if let Some(v) = c.get("nbf") {
-            if numeric(v).ok_or(Invalid)? > now_s + self.leeway {
-                return Err(Invalid);
-            }
+        if let Some(v) = c.get("nbf")
+            && numeric(v).ok_or(Invalid)? > now_s + self.leeway
+        {
+            return Err(Invalid);
         }
         let iat = match c.get("iat") {
             None => None,
@@ -215,10 +225,10 @@ impl TokenPolicy {
                 return Err(Invalid);
             }
         }
-        if let Some(want) = &self.issuer {
-            if c.get("iss").and_then(Value::as_str) != Some(want) {
-                return Err(Invalid);
-            }
+        if let Some(want) = &self.issuer
+            && c.get("iss").and_then(Value::as_str) != Some(want)
+        {
+            return Err(Invalid);
         }
         let exp = exp.ok_or(NoExp)?;
         let jti = match c.get("jti") {
@@ -232,10 +242,10 @@ impl TokenPolicy {
             Some(Value::String(s)) if s == "refresh" => TokenType::Refresh,
             Some(_) => return Err(WrongType),
         };
-        if let Some(want) = expected {
-            if want != token_type {
-                return Err(WrongType);
-            }
+        if let Some(want) = expected
+            && want != token_type
+        {
+            return Err(WrongType);
         }
         let user_id = match c.get(&self.user_id_claim) {
             Some(Value::String(s)) => Some(s.clone()),
@@ -247,7 +257,14 @@ impl TokenPolicy {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(Invalid),
         };
-        Ok(Claims { token_type, exp, iat: iat.unwrap_or(0), jti, user_id, family })
+        Ok(Claims {
+            token_type,
+            exp,
+            iat: iat.unwrap_or(0),
+            jti,
+            user_id,
+            family,
+        })
     }
 }
 
@@ -255,7 +272,11 @@ impl TokenPolicy {
 /// a time, and a wrong-typed time claim must never skip its check.
 fn numeric(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.floor() as i64)
+        }),
         _ => None,
     }
 }
