@@ -57,6 +57,8 @@ pub struct HttpSettings {
     pub csrf_header: axum::http::HeaderName,
     pub trusted_origins: Vec<String>,
     pub trusted_proxies: Vec<String>,
+    /// `Some(name)` when the refresh token also travels in an HttpOnly cookie (DESIGN §3.4).
+    pub refresh_cookie: Option<String>,
 }
 
 impl HttpSettings {
@@ -74,6 +76,10 @@ impl HttpSettings {
             .unwrap_or(axum::http::HeaderName::from_static("x-csrftoken")),
             trusted_origins: c.csrf.trusted_origins.clone(),
             trusted_proxies: c.server.trusted_proxies.clone(),
+            refresh_cookie: c
+                .jwt
+                .refresh_cookie
+                .then(|| c.jwt.refresh_cookie_name.clone()),
         }
     }
 }

@@ -2,9 +2,12 @@
 //! slash, with no redirect (a redirected POST loses its body).
 
 use crate::body::{Input, Trim};
+use crate::cookies::{SameSite, SetCookie};
 use crate::error::{ApiError, json_response};
-use crate::{AppState, openapi, session_routes};
-use axum::extract::{Request, State};
+use crate::{AppState, cookies, csrf, openapi, request, session_routes};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -111,21 +114,101 @@ async fn json_method_not_allowed(req: Request, next: Next) -> Response {
     out
 }
 
-async fn obtain(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
-    let [username, password] = input.strings([("username", Trim::Yes), ("password", Trim::No)])?;
-    let pair = s.auth.obtain_pair(&username, &password).await?;
-    Ok(Json(
-        json!({ "refresh": pair.refresh, "access": pair.access }),
-    ))
+/// Where refresh tokens travel as a cookie: every token endpoint, and nothing else.
+const REFRESH_COOKIE_PATH: &str = "/api/token/";
+
+fn set_refresh_cookie(
+    out: &mut HeaderMap,
+    parts: &Parts,
+    s: &AppState,
+    name: &str,
+    value: &str,
+    exp: Option<i64>,
+) {
+    let meta = request::meta(parts, &s.http);
+    let now = s.auth.now().secs();
+    let max_age = exp
+        .map(|e| Duration::from_secs((e - now).max(0) as u64))
+        .unwrap_or(Duration::ZERO);
+    SetCookie {
+        name,
+        value,
+        path: REFRESH_COOKIE_PATH,
+        max_age: Some(max_age),
+        http_only: true,
+        secure: csrf::secure(&s.http, &meta),
+        same_site: SameSite::Strict,
+    }
+    .append_to(out);
 }
 
-async fn refresh(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
+/// The refresh token of a request: the JSON/form field, or — in cookie mode, when the body has
+/// none — the cookie, which then needs the CSRF header like any cookie-borne credential.
+async fn presented_refresh(
+    parts: &Parts,
+    s: &AppState,
+    input: &Input,
+) -> Result<(String, bool), ApiError> {
+    if let Some(name) = &s.http.refresh_cookie {
+        if !input.0.contains_key("refresh") {
+            if let Some(token) = cookies::get(&parts.headers, name).filter(|t| !t.is_empty()) {
+                let meta = request::meta(parts, &s.http);
+                let binding = match cookies::get(&parts.headers, &s.http.session_cookie) {
+                    Some(c) => s.auth.resolve_session(c).await?.map(|a| a.record.id_hash),
+                    None => None,
+                }
+                .unwrap_or_else(|| sekisho_core::csrf::ANONYMOUS.to_string());
+                csrf::enforce(&parts.headers, &meta, s, &binding)?;
+                return Ok((token.to_string(), true));
+            }
+        }
+    }
     let [token] = input.strings([("refresh", Trim::Yes)])?;
+    Ok((token, false))
+}
+
+async fn split_input(s: &AppState, req: Request) -> Result<(Parts, Input), ApiError> {
+    let (parts, body) = req.into_parts();
+    let input = Input::from_request(Request::from_parts(parts.clone(), body), s).await?;
+    Ok((parts, input))
+}
+
+async fn obtain(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, input) = split_input(&s, req).await?;
+    let [username, password] = input.strings([("username", Trim::Yes), ("password", Trim::No)])?;
+    let pair = s.auth.obtain_pair(&username, &password).await?;
+    Ok(match &s.http.refresh_cookie {
+        Some(name) => {
+            let mut headers = HeaderMap::new();
+            set_refresh_cookie(
+                &mut headers,
+                &parts,
+                &s,
+                name,
+                &pair.refresh,
+                Some(pair.refresh_exp),
+            );
+            (headers, Json(json!({ "access": pair.access }))).into_response()
+        }
+        None => Json(json!({ "refresh": pair.refresh, "access": pair.access })).into_response(),
+    })
+}
+
+async fn refresh(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, input) = split_input(&s, req).await?;
+    let (token, _) = presented_refresh(&parts, &s, &input).await?;
     let r = s.auth.refresh(&token).await?;
-    Ok(Json(match r.refresh {
-        Some(refresh) => json!({ "access": r.access, "refresh": refresh }),
-        None => json!({ "access": r.access }),
-    }))
+    Ok(match (&s.http.refresh_cookie, r.refresh) {
+        (Some(name), Some(refresh)) => {
+            let mut headers = HeaderMap::new();
+            set_refresh_cookie(&mut headers, &parts, &s, name, &refresh, r.refresh_exp);
+            (headers, Json(json!({ "access": r.access }))).into_response()
+        }
+        (None, Some(refresh)) => {
+            Json(json!({ "access": r.access, "refresh": refresh })).into_response()
+        }
+        (_, None) => Json(json!({ "access": r.access })).into_response(),
+    })
 }
 
 async fn verify(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
@@ -134,10 +217,23 @@ async fn verify(State(s): State<AppState>, input: Input) -> Result<Json<Value>, 
     Ok(Json(json!({})))
 }
 
-async fn blacklist(State(s): State<AppState>, input: Input) -> Result<Json<Value>, ApiError> {
-    let [token] = input.strings([("refresh", Trim::Yes)])?;
-    s.auth.blacklist(&token).await?;
-    Ok(Json(json!({})))
+async fn blacklist(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, input) = split_input(&s, req).await?;
+    let (token, _) = presented_refresh(&parts, &s, &input).await?;
+    let result = s.auth.blacklist(&token).await;
+    let mut headers = HeaderMap::new();
+    if let Some(name) = &s.http.refresh_cookie {
+        // Logging out clears the cookie even when the token had already been revoked.
+        set_refresh_cookie(&mut headers, &parts, &s, name, "", None);
+    }
+    match result {
+        Ok(()) => Ok((headers, Json(json!({}))).into_response()),
+        Err(e) => {
+            let mut res = ApiError::from(e).into_response();
+            res.headers_mut().extend(headers);
+            Ok(res)
+        }
+    }
 }
 
 /// The user in the shape a Django SPA expects (`id, username, email, first_name, last_name,

@@ -167,8 +167,11 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub user_id_claim: String,
+    /// Also hand out the refresh token as an HttpOnly, SameSite=Strict cookie scoped to
+    /// `/api/token/`, accept it there, and leave it out of JSON bodies (DESIGN §3.4).
     #[serde(deserialize_with = "de::bool")]
     pub refresh_cookie: bool,
+    pub refresh_cookie_name: String,
     /// Also reject access tokens of revoked families and disabled users (one store lookup per
     /// request instead of a signature check alone).
     #[serde(deserialize_with = "de::bool")]
@@ -191,6 +194,7 @@ impl Default for JwtConfig {
             audience: None,
             user_id_claim: "user_id".into(),
             refresh_cookie: false,
+            refresh_cookie_name: "refresh_token".into(),
             strict_access: false,
         }
     }
@@ -537,6 +541,7 @@ impl Config {
             ("sessions.cookie_name", &self.sessions.cookie_name),
             ("csrf.cookie_name", &self.csrf.cookie_name),
             ("csrf.header_name", &self.csrf.header_name),
+            ("jwt.refresh_cookie_name", &self.jwt.refresh_cookie_name),
         ] {
             if v.is_empty()
                 || !v

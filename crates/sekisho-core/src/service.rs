@@ -45,6 +45,8 @@ impl From<&JwtConfig> for TokenSettings {
 pub struct TokenPair {
     pub access: String,
     pub refresh: String,
+    /// The refresh token's `exp` (seconds), e.g. for a cookie's lifetime.
+    pub refresh_exp: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +54,8 @@ pub struct Refreshed {
     pub access: String,
     /// The successor refresh token; `None` when rotation is off.
     pub refresh: Option<String>,
+    /// The successor's `exp` (seconds), when there is one.
+    pub refresh_exp: Option<i64>,
     /// True when this answer came from the grace window (a racing request rotated first).
     pub from_grace: bool,
 }
@@ -194,6 +198,7 @@ impl AuthService {
         Ok(TokenPair {
             access: self.sign_access(&uid, &family.id, now),
             refresh: self.sign_refresh(&uid, &family.id, &first),
+            refresh_exp: first.exp,
         })
     }
 
@@ -257,16 +262,19 @@ impl AuthService {
             RotateOutcome::Rotated(s) => Ok(Refreshed {
                 access: access(),
                 refresh: Some(self.sign_refresh(&uid, &family, &s)),
+                refresh_exp: Some(s.exp),
                 from_grace: false,
             }),
             RotateOutcome::Grace(s) => Ok(Refreshed {
                 access: access(),
                 refresh: Some(self.sign_refresh(&uid, &family, &s)),
+                refresh_exp: Some(s.exp),
                 from_grace: true,
             }),
             RotateOutcome::Unchanged(_) => Ok(Refreshed {
                 access: access(),
                 refresh: None,
+                refresh_exp: None,
                 from_grace: false,
             }),
             RotateOutcome::ReuseDetected => {
