@@ -58,9 +58,19 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
 
 async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| AuthError::BadAuthorizationHeader)?;
+        // Only the scheme decides whether the header is ours; the bytes of another scheme's
+        // credentials (which need not be UTF-8) are none of our business.
+        let bytes = value.as_bytes();
+        let scheme = bytes
+            .split(|b| *b == b' ')
+            .find(|p| !p.is_empty())
+            .unwrap_or_default();
+        let ours = scheme.eq_ignore_ascii_case(b"bearer");
+        let value = match value.to_str() {
+            Ok(v) => v,
+            Err(_) if ours => return Err(AuthError::BadAuthorizationHeader.into()),
+            Err(_) => "",
+        };
         if let AuthorizationHeader::Bearer(token) = parse_authorization(value)? {
             let b = state.auth.authenticate_bearer(token).await?;
             return Ok(Some(Identity::Bearer {

@@ -108,14 +108,22 @@ fn clear_session(parts: &Parts, state: &AppState, headers: &mut HeaderMap) {
 pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
     let MaybeUser(identity) = MaybeUser::from_request_parts(&mut parts, &state).await?;
-    if let Some(Identity::Session { .. }) = identity
-        && let Some(c) = cookies::get(&parts.headers, &state.http.session_cookie)
-    {
-        state.auth.logout_session(c).await?;
-    }
+    let cookie = cookies::get(&parts.headers, &state.http.session_cookie).map(str::to_string);
     let mut headers = HeaderMap::new();
-    if cookies::get(&parts.headers, &state.http.session_cookie).is_some() {
-        clear_session(&parts, &state, &mut headers);
+    if let Some(c) = cookie {
+        // A bearer-authenticated logout leaves a live session alone (the cookie is only
+        // cleared when the session it names is really gone); otherwise the session ends.
+        let clear = match identity {
+            Some(Identity::Session { .. }) => {
+                state.auth.logout_session(&c).await?;
+                true
+            }
+            Some(Identity::Bearer { .. }) => state.auth.resolve_session(&c).await?.is_none(),
+            None => true,
+        };
+        if clear {
+            clear_session(&parts, &state, &mut headers);
+        }
     }
     Ok(with_headers(json!({}), headers))
 }

@@ -57,7 +57,15 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     let file_req = Request::from_parts(parts.clone(), Body::empty());
     let served = ServeDir::new(&spa.dir).oneshot(file_req).await;
     let mut res = match served {
-        Ok(r) if r.status() != StatusCode::NOT_FOUND => r.map(Body::new),
+        // Only success and redirects/not-modified pass through; any error of the file system
+        // (a name too long, a permission problem) is treated like a missing file, never a 500.
+        Ok(r)
+            if r.status().is_success()
+                || r.status().is_redirection()
+                || r.status() == StatusCode::RANGE_NOT_SATISFIABLE =>
+        {
+            r.map(Body::new)
+        }
         _ => {
             // A client-side route (no file extension) gets index.html; a missing asset is 404.
             let last = path.rsplit('/').next().unwrap_or("");

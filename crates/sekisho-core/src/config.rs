@@ -111,7 +111,11 @@ impl<'de> Deserialize<'de> for SecureCookies {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionsConfig {
+    /// `database` (the SQL database of `database.url`) or a `redis://` / `rediss://` URL, which
+    /// then also holds the refresh families.
     pub store: String,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub key_prefix: String,
     pub cookie_name: String,
     pub cookie_age: Dur,
     pub idle_timeout: Dur,
@@ -123,6 +127,7 @@ impl Default for SessionsConfig {
     fn default() -> Self {
         SessionsConfig {
             store: "database".into(),
+            key_prefix: "sekisho".into(),
             cookie_name: "sessionid".into(),
             cookie_age: Dur::days(14),
             idle_timeout: Dur::days(14),
@@ -462,10 +467,14 @@ impl Config {
         if self.server.max_body_size < 1024 {
             return err("server.max_body_size: must be at least 1024 bytes".into());
         }
-        if !(self.database.url.starts_with("sqlite:")) {
+        let db = self.database.url.as_str();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             return err(format!(
-                "database.url: unsupported scheme in {:?} (supported: sqlite://)",
-                mask_url(&self.database.url)
+                "database.url: unsupported scheme in {:?} (supported: sqlite://, postgres://)",
+                mask_url(db)
             ));
         }
         if self.database.max_connections == 0 {
@@ -531,11 +540,17 @@ impl Config {
         if !matches!(self.auth.unauthenticated_status, 401 | 403) {
             return err("auth.unauthenticated_status: must be 401 or 403".into());
         }
-        if self.sessions.store != "database" {
+        let store = self.sessions.store.as_str();
+        if !(store == "database" || store.starts_with("redis://") || store.starts_with("rediss://"))
+        {
             return err(format!(
-                "sessions.store: {:?} is not supported (supported: database)",
-                mask_url(&self.sessions.store)
+                "sessions.store: {:?} is not supported (use database or a redis:// URL)",
+                mask_url(store)
             ));
+        }
+        if self.sessions.key_prefix.is_empty() || self.sessions.key_prefix.contains(['{', '}', ' '])
+        {
+            return err("sessions.key_prefix: must be non-empty without braces or spaces".into());
         }
         for (name, v) in [
             ("sessions.cookie_name", &self.sessions.cookie_name),

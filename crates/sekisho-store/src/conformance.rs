@@ -12,17 +12,64 @@ use std::time::Duration;
 
 const T0: i64 = 1_900_000_000;
 
+/// How a backend gets rid of expired state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// `purge_expired_*` deletes it (SQL).
+    Purge,
+    /// The backend expires keys by itself (Redis TTLs); checked against the real clock.
+    Ttl,
+}
+
 pub async fn run_all(
     users: Arc<dyn UserStore>,
     families: Arc<dyn FamilyStore>,
     sessions: Arc<dyn SessionStore>,
+    expiry: Expiry,
 ) {
     users_round_trip(&*users).await;
-    sessions_lifecycle(&*users, &*sessions).await;
+    sessions_lifecycle(&*users, &*sessions, expiry).await;
     rotation_sequence(&*users, &*families).await;
     parallel_rotation_has_one_winner(&*users, families.clone(), Duration::from_secs(5)).await;
     parallel_rotation_has_one_winner(&*users, families.clone(), Duration::ZERO).await;
-    revocation_and_purge(&*users, &*families).await;
+    revocation_and_purge(&*users, &*families, expiry).await;
+    if expiry == Expiry::Ttl {
+        state_expires_by_itself(&*users, &*families, &*sessions).await;
+    }
+}
+
+async fn state_expires_by_itself(
+    users: &dyn UserStore,
+    families: &dyn FamilyStore,
+    sessions: &dyn SessionStore,
+) {
+    #[allow(clippy::disallowed_methods)] // TTLs run on the server's real clock.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let now_s = now_ms / 1000;
+    let uid = new_user(users).await;
+    let mut f = family(uid);
+    f.current_iat = now_s;
+    f.current_exp = now_s + 1;
+    f.absolute_exp = now_s + 100;
+    families.create_family(&f).await.unwrap();
+    let mut s = session(uid, now_s);
+    s.idle_expires_at = Timestamp(now_ms + 1000);
+    sessions.create_session(&s).await.unwrap();
+    assert!(families.family(&f.id).await.unwrap().is_some());
+    assert!(sessions.session(&s.id_hash).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert!(
+        families.family(&f.id).await.unwrap().is_none(),
+        "family expired with its token"
+    );
+    assert!(
+        sessions.session(&s.id_hash).await.unwrap().is_none(),
+        "session expired at its idle deadline"
+    );
+    assert!(sessions.list_sessions(uid).await.unwrap().is_empty());
 }
 
 async fn new_user(users: &dyn UserStore) -> i64 {
@@ -244,7 +291,7 @@ async fn parallel_rotation_has_one_winner(
     }
 }
 
-async fn revocation_and_purge(users: &dyn UserStore, families: &dyn FamilyStore) {
+async fn revocation_and_purge(users: &dyn UserStore, families: &dyn FamilyStore, expiry: Expiry) {
     let uid = new_user(users).await;
     let a = family(uid);
     let b = family(uid);
@@ -285,6 +332,9 @@ async fn revocation_and_purge(users: &dyn UserStore, families: &dyn FamilyStore)
             .unwrap()
             .is_revoked()
     );
+    if expiry == Expiry::Ttl {
+        return;
+    }
     // Nothing is purged while a token could still be presented; everything once all expired.
     families
         .purge_expired_families(Timestamp::from_secs(T0 + 99))
@@ -316,7 +366,7 @@ fn session(user_id: i64, created_s: i64) -> SessionRecord {
     }
 }
 
-async fn sessions_lifecycle(users: &dyn UserStore, sessions: &dyn SessionStore) {
+async fn sessions_lifecycle(users: &dyn UserStore, sessions: &dyn SessionStore, expiry: Expiry) {
     sessions.ping().await.unwrap();
     let uid = new_user(users).await;
     let a = session(uid, T0);
@@ -399,6 +449,9 @@ async fn sessions_lifecycle(users: &dyn UserStore, sessions: &dyn SessionStore) 
     assert!(sessions.session(&a.id_hash).await.unwrap().is_some());
     assert_eq!(sessions.delete_user_sessions(uid, None).await.unwrap(), 1);
     assert!(sessions.list_sessions(uid).await.unwrap().is_empty());
+    if expiry == Expiry::Ttl {
+        return;
+    }
     // Purge removes only expired sessions (idle or absolute).
     sessions
         .purge_expired_sessions(Timestamp::from_secs(T0 + 99))

@@ -3,10 +3,65 @@
 //! against each of them.
 
 pub mod conformance;
+pub mod postgres;
+pub mod redis_store;
+mod sql;
 pub mod sqlite;
+pub mod testing;
 
-use sekisho_core::store::StoreError;
+use sekisho_core::Config;
+use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The stores a deployment runs on, chosen by config: users in the SQL database of
+/// `database.url`; sessions and refresh families there too, or in Redis when `sessions.store`
+/// is a `redis://` URL.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub families: Arc<dyn FamilyStore>,
+    pub sessions: Arc<dyn SessionStore>,
+}
+
+/// Opens (and migrates) the configured stores.
+pub async fn open(config: &Config) -> StoreResult<Stores> {
+    let db = &config.database;
+    let (users, families, sessions): (
+        Arc<dyn UserStore>,
+        Arc<dyn FamilyStore>,
+        Arc<dyn SessionStore>,
+    ) = if db.url.starts_with("sqlite:") {
+        let s = Arc::new(
+            sqlite::SqliteStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
+        );
+        s.migrate().await?;
+        (s.clone(), s.clone(), s)
+    } else {
+        let s = Arc::new(
+            postgres::PgStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
+        );
+        s.migrate().await?;
+        (s.clone(), s.clone(), s)
+    };
+    let store = &config.sessions.store;
+    if store.starts_with("redis://") || store.starts_with("rediss://") {
+        let r = Arc::new(
+            redis_store::RedisStore::connect(store, &config.sessions.key_prefix, db.timeout.0)
+                .await?,
+        );
+        return Ok(Stores {
+            users,
+            families: r.clone(),
+            sessions: r,
+        });
+    }
+    Ok(Stores {
+        users,
+        families,
+        sessions,
+    })
+}
 
 /// Runs one storage call under a deadline. A slow or dead backend becomes
 /// [`StoreError::Unavailable`], which the HTTP layer turns into 503: fail closed.

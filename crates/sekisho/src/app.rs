@@ -10,7 +10,7 @@ use sekisho_core::service::TokenSettings;
 use sekisho_core::session::SessionSettings;
 use sekisho_core::token::TokenPolicy;
 use sekisho_core::{AuthService, Config};
-use sekisho_store::sqlite::SqliteStore;
+use sekisho_store::Stores;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,25 +28,18 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(Config::load(&text, std::env::vars())?)
 }
 
-pub async fn open_store(config: &Config) -> Result<SqliteStore> {
-    let store = SqliteStore::connect(
-        &config.database.url,
-        config.database.max_connections as u32,
-        config.database.timeout.0,
-    )
-    .await?;
-    store.migrate().await?;
-    Ok(store)
+pub async fn open_stores(config: &Config) -> Result<Stores> {
+    Ok(sekisho_store::open(config).await?)
 }
 
 pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {
     let key = crate::keys::load_or_create(config)?;
     let tokens = TokenPolicy::new(&config.jwt, &key)?;
-    let store = Arc::new(open_store(config).await?);
+    let stores = open_stores(config).await?;
     Ok(Arc::new(AuthService {
-        users: store.clone(),
-        families: store.clone(),
-        sessions: store,
+        users: stores.users,
+        families: stores.families,
+        sessions: stores.sessions,
         tokens,
         csrf: CsrfKey::derive(&key),
         passwords: Passwords::new(&config.passwords),

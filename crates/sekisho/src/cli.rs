@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => crate::app::serve(config).await,
         Command::Migrate => {
-            crate::app::open_store(&config).await?;
+            crate::app::open_stores(&config).await?;
             println!("database is up to date");
             Ok(())
         }

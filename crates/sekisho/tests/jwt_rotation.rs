@@ -33,11 +33,18 @@ async fn parallel_refreshes(s: &Server, token: &str, n: usize) -> Vec<Reply> {
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (client, url, body, barrier) = (client.clone(), url.clone(), body.clone(), barrier.clone());
+            let (client, url, body, barrier) =
+                (client.clone(), url.clone(), body.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                send(&client, reqwest::Method::POST, &url, &[("content-type", "application/json")], Some(body.as_bytes()))
-                    .await
+                send(
+                    &client,
+                    reqwest::Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                )
+                .await
             })
         })
         .collect();
@@ -54,15 +61,29 @@ async fn parallel_refreshes_all_succeed_and_agree() {
     let (_, r0) = s.token_pair("alice", PASSWORD).await;
     let replies = parallel_refreshes(&s, &r0, 32).await;
     let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
-    assert!(statuses.iter().all(|&c| c == 200), "statuses: {statuses:?}; first failure: {:?}",
-        replies.iter().find(|r| r.status != 200).map(|r| r.body.clone()));
+    assert!(
+        statuses.iter().all(|&c| c == 200),
+        "statuses: {statuses:?}; first failure: {:?}",
+        replies
+            .iter()
+            .find(|r| r.status != 200)
+            .map(|r| r.body.clone())
+    );
     let refreshes: HashSet<String> = replies.iter().map(|r| r.str("refresh")).collect();
-    assert_eq!(refreshes.len(), 1, "parallel refreshes minted {} different successors", refreshes.len());
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "parallel refreshes minted {} different successors",
+        refreshes.len()
+    );
     let successor = refreshes.into_iter().next().unwrap();
     assert_ne!(successor, r0);
     // Every access token handed out works.
     for r in replies.iter().take(4) {
-        assert_eq!(s.get_bearer("/api/auth/me/", &r.str("access")).await.status, 200);
+        assert_eq!(
+            s.get_bearer("/api/auth/me/", &r.str("access")).await.status,
+            200
+        );
     }
     // The agreed successor rotates normally, and its own successor too.
     let next = ok_refresh(&refresh(&s, &successor).await);
@@ -78,7 +99,15 @@ async fn without_grace_exactly_one_parallel_refresh_wins() {
     let replies = parallel_refreshes(&s, &r0, 32).await;
     let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
     let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 401).collect();
-    assert_eq!(ok.len(), 1, "statuses: {:?}", replies.iter().map(|r| r.status.as_u16()).collect::<Vec<_>>());
+    assert_eq!(
+        ok.len(),
+        1,
+        "statuses: {:?}",
+        replies
+            .iter()
+            .map(|r| r.status.as_u16())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(refused.len(), 31);
     for r in &refused {
         assert_eq!(r.body, token_error("Token is blacklisted"));
@@ -86,7 +115,10 @@ async fn without_grace_exactly_one_parallel_refresh_wins() {
     }
     // The losers presented a rotated-away token: that is reuse, so the winner's family is gone.
     let winner = ok[0].str("refresh");
-    assert_401(&refresh(&s, &winner).await, &token_error("Token is blacklisted"));
+    assert_401(
+        &refresh(&s, &winner).await,
+        &token_error("Token is blacklisted"),
+    );
 }
 
 #[tokio::test]
@@ -107,8 +139,17 @@ async fn only_the_immediate_predecessor_gets_grace() {
     let b = ok_refresh(&refresh(&s, &a).await);
     let c = ok_refresh(&refresh(&s, &b).await);
     let again = refresh(&s, &b).await;
-    assert_eq!(ok_refresh(&again), c, "the predecessor in grace must get the same successor");
-    assert_eq!(s.get_bearer("/api/auth/me/", &again.str("access")).await.status, 200);
+    assert_eq!(
+        ok_refresh(&again),
+        c,
+        "the predecessor in grace must get the same successor"
+    );
+    assert_eq!(
+        s.get_bearer("/api/auth/me/", &again.str("access"))
+            .await
+            .status,
+        200
+    );
     // ... and the family keeps going from C.
     let d = ok_refresh(&refresh(&s, &c).await);
 
@@ -120,8 +161,15 @@ async fn only_the_immediate_predecessor_gets_grace() {
     assert_401(&refresh(&s, &a2).await, &blacklisted);
     assert_401(&refresh(&s, &c2).await, &blacklisted);
     assert_401(&refresh(&s, &b2).await, &blacklisted);
-    assert_401(&s.post_nr("/api/token/verify/", json!({"token": c2})).await, &blacklisted);
-    assert_401(&s.post_nr("/api/token/verify/", json!({"token": access2})).await, &blacklisted);
+    assert_401(
+        &s.post_nr("/api/token/verify/", json!({"token": c2})).await,
+        &blacklisted,
+    );
+    assert_401(
+        &s.post_nr("/api/token/verify/", json!({"token": access2}))
+            .await,
+        &blacklisted,
+    );
 
     // Family 1 was not affected by family 2's revocation.
     ok_refresh(&refresh(&s, &d).await);
@@ -141,7 +189,10 @@ async fn reuse_after_grace_revokes_only_that_family() {
     assert_401(&refresh(&s, &a).await, &blacklisted);
     // Theft detection: the legitimate holder of B is logged out too.
     assert_401(&refresh(&s, &b).await, &blacklisted);
-    assert_401(&s.post_nr("/api/token/verify/", json!({"token": b})).await, &blacklisted);
+    assert_401(
+        &s.post_nr("/api/token/verify/", json!({"token": b})).await,
+        &blacklisted,
+    );
     // Another login of the same user keeps working.
     let o2 = ok_refresh(&refresh(&s, &other).await);
     ok_refresh(&refresh(&s, &o2).await);
@@ -153,9 +204,16 @@ async fn verify_sees_rotated_away_tokens_as_blacklisted_after_grace() {
     let (_, a) = s.token_pair("alice", PASSWORD).await;
     let b = ok_refresh(&refresh(&s, &a).await);
     let r = s.post_nr("/api/token/verify/", json!({"token": a})).await;
-    assert_eq!((r.status.as_u16(), &r.body), (200, &json!({})), "predecessor inside grace");
+    assert_eq!(
+        (r.status.as_u16(), &r.body),
+        (200, &json!({})),
+        "predecessor inside grace"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_401(&s.post_nr("/api/token/verify/", json!({"token": a})).await, &token_error("Token is blacklisted"));
+    assert_401(
+        &s.post_nr("/api/token/verify/", json!({"token": a})).await,
+        &token_error("Token is blacklisted"),
+    );
     // Verifying is read-only: it did not revoke the family.
     let r = s.post_nr("/api/token/verify/", json!({"token": b})).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -171,7 +229,11 @@ async fn rotation_never_extends_the_absolute_lifetime() {
     let start = Instant::now();
     let (_, first) = s.token_pair("alice", PASSWORD).await;
     let login_iat = claims(&first)["iat"].as_i64().unwrap();
-    assert!(claims(&first)["exp"].as_i64().unwrap() <= login_iat + 3, "{}", claims(&first));
+    assert!(
+        claims(&first)["exp"].as_i64().unwrap() <= login_iat + 3,
+        "{}",
+        claims(&first)
+    );
 
     // Rotate every ~0.6 s while the family is young (any time < 2 s after login is safely
     // before the absolute expiry at whole-second resolution).
@@ -182,12 +244,18 @@ async fn rotation_never_extends_the_absolute_lifetime() {
         let next = ok_refresh(&refresh(&s, &current).await);
         let c = claims(&next);
         let exp = c["exp"].as_i64().unwrap();
-        assert!(exp <= login_iat + 3, "successor exp {exp} passes login iat {login_iat} + 3");
+        assert!(
+            exp <= login_iat + 3,
+            "successor exp {exp} passes login iat {login_iat} + 3"
+        );
         assert!(exp > c["iat"].as_i64().unwrap());
         current = next;
     }
     tokio::time::sleep(Duration::from_millis(3200).saturating_sub(start.elapsed())).await;
-    assert_401(&refresh(&s, &current).await, &token_error("Token is expired"));
+    assert_401(
+        &refresh(&s, &current).await,
+        &token_error("Token is expired"),
+    );
 }
 
 #[tokio::test]
@@ -209,8 +277,15 @@ async fn idle_lifetime_expires_an_unused_family_and_rotation_slides_it() {
     assert_401(&refresh(&s, &first).await, &token_error("Token is expired"));
     // Now stop using it for longer than the idle lifetime.
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_401(&refresh(&s, &current).await, &token_error("Token is expired"));
-    assert_401(&s.post_nr("/api/token/verify/", json!({"token": current})).await, &token_error("Token is expired"));
+    assert_401(
+        &refresh(&s, &current).await,
+        &token_error("Token is expired"),
+    );
+    assert_401(
+        &s.post_nr("/api/token/verify/", json!({"token": current}))
+            .await,
+        &token_error("Token is expired"),
+    );
 }
 
 #[tokio::test]
@@ -223,7 +298,12 @@ async fn families_survive_a_restart() {
     let (access2, a2) = s.token_pair("alice", PASSWORD).await;
     // Family 3 blacklisted before the restart.
     let (_, a3) = s.token_pair("alice", PASSWORD).await;
-    assert_eq!(s.post_nr("/api/token/blacklist/", json!({"refresh": a3})).await.status, 200);
+    assert_eq!(
+        s.post_nr("/api/token/blacklist/", json!({"refresh": a3}))
+            .await
+            .status,
+        200
+    );
 
     s.restart();
 
@@ -249,7 +329,14 @@ async fn a_thousand_sequential_refreshes() {
     let start = Instant::now();
     for _ in 0..1000 {
         let body = json!({"refresh": current}).to_string();
-        let r = send(&client, reqwest::Method::POST, &url, &[("content-type", "application/json")], Some(body.as_bytes())).await;
+        let r = send(
+            &client,
+            reqwest::Method::POST,
+            &url,
+            &[("content-type", "application/json")],
+            Some(body.as_bytes()),
+        )
+        .await;
         current = ok_refresh(&r);
     }
     let elapsed = start.elapsed();
@@ -259,4 +346,166 @@ async fn a_thousand_sequential_refreshes() {
         elapsed.as_secs_f64()
     );
     ok_refresh(&refresh(&s, &current).await);
+}
+
+/// Fires `n` refreshes of `token` at once, alternating between two instances.
+async fn parallel_refreshes_across(s1: &Server, s2: &Server, token: &str, n: usize) -> Vec<Reply> {
+    let client = client_no_redirect();
+    let body = json!({"refresh": token}).to_string();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                s1.url(REFRESH)
+            } else {
+                s2.url(REFRESH)
+            };
+            let (client, body, barrier) = (client.clone(), body.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                send(
+                    &client,
+                    reqwest::Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_is_atomic_across_instances_sharing_storage() {
+    let s1 = started_with_user(&[]);
+    let s2 = Server::start_in(s1.dir.clone(), &[]);
+    let (_, r0) = s1.token_pair("alice", PASSWORD).await;
+    let replies = parallel_refreshes_across(&s1, &s2, &r0, 32).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert!(statuses.iter().all(|&c| c == 200), "statuses: {statuses:?}");
+    let refreshes: HashSet<String> = replies.iter().map(|r| r.str("refresh")).collect();
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "two instances minted {} successors",
+        refreshes.len()
+    );
+    let successor = refreshes.into_iter().next().unwrap();
+    // Rotate on one instance, then reuse is detected on the other.
+    let next = ok_refresh(&refresh(&s2, &successor).await);
+    let (_, other) = s2.token_pair("alice", PASSWORD).await;
+    // Revocation is seen by every instance at once.
+    assert_eq!(
+        s1.post_nr("/api/token/blacklist/", json!({"refresh": next}))
+            .await
+            .status,
+        200
+    );
+    assert_401(
+        &refresh(&s2, &next).await,
+        &token_error("Token is blacklisted"),
+    );
+    assert_401(
+        &s2.post_nr("/api/token/verify/", json!({"token": next}))
+            .await,
+        &token_error("Token is blacklisted"),
+    );
+    ok_refresh(&refresh(&s1, &other).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_grace_exactly_one_wins_across_instances() {
+    let s1 = started_with_user(&[("SEKISHO_JWT__REUSE_GRACE", "0")]);
+    let s2 = Server::start_in(s1.dir.clone(), &[("SEKISHO_JWT__REUSE_GRACE", "0")]);
+    let (_, r0) = s1.token_pair("alice", PASSWORD).await;
+    let replies = parallel_refreshes_across(&s1, &s2, &r0, 32).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 200).count(),
+        1,
+        "statuses: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 401).count(),
+        31,
+        "statuses: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn grace_survives_a_restart() {
+    let mut s = started_with_user(&[("SEKISHO_JWT__REUSE_GRACE", "30s")]);
+    let (_, a) = s.token_pair("alice", PASSWORD).await;
+    let b = ok_refresh(&refresh(&s, &a).await);
+    s.restart();
+    // The predecessor, presented within the window after the restart, still gets B.
+    assert_eq!(ok_refresh(&refresh(&s, &a).await), b);
+    ok_refresh(&refresh(&s, &b).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_logins_and_refreshes_of_many_families_all_succeed() {
+    let s = started_with_user(&[]);
+    let client = client_no_redirect();
+    let login = json!({"username": "alice", "password": PASSWORD}).to_string();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), s.url("/api/token/"), login.clone());
+            tokio::spawn(async move {
+                send(
+                    &client,
+                    reqwest::Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut refreshes = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "parallel login: {}", r.body);
+        refreshes.push(r.str("refresh"));
+    }
+    let families: HashSet<String> = refreshes
+        .iter()
+        .map(|t| claims(t)["jti"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(families.len(), 32);
+    let tasks: Vec<_> = refreshes
+        .iter()
+        .map(|t| {
+            let (client, url, body) = (
+                client.clone(),
+                s.url(REFRESH),
+                json!({"refresh": t}).to_string(),
+            );
+            tokio::spawn(async move {
+                send(
+                    &client,
+                    reqwest::Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                )
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(
+            r.status, 200,
+            "parallel refresh of distinct families: {}",
+            r.body
+        );
+    }
 }

@@ -10,6 +10,9 @@ async fn fresh_start_generates_a_private_key_and_serves_health() {
     let key = s.data_dir().join("jwt-signing.key");
     assert!(key.exists());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(std::fs::read(&key).unwrap().len() >= 32);
 }

@@ -49,7 +49,10 @@ impl Reply {
         })
     }
     pub fn str(&self, field: &str) -> String {
-        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field:?} in {}", self.body)).to_string()
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field:?} in {}", self.body))
+            .to_string()
     }
 }
 
@@ -62,8 +65,16 @@ impl Server {
 
     /// Starts a server on an existing data directory (e.g. to test a restart).
     pub fn start_in(dir: Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Server {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut s = Server { base: String::new(), dir, env, child: None };
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut s = Server {
+            base: String::new(),
+            dir,
+            env,
+            child: None,
+        };
         s.spawn();
         s
     }
@@ -71,14 +82,30 @@ impl Server {
     fn base_env(&self) -> Vec<(String, String)> {
         let d = self.dir.path();
         let mut env = vec![
-            ("SEKISHO_SERVER__BIND".to_string(), "127.0.0.1:0".to_string()),
-            ("SEKISHO_SERVER__DATA_DIR".to_string(), d.join("data").display().to_string()),
-            ("SEKISHO_DATABASE__URL".to_string(), format!("sqlite://{}/data/sekisho.db", d.display())),
+            (
+                "SEKISHO_SERVER__BIND".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+            (
+                "SEKISHO_SERVER__DATA_DIR".to_string(),
+                d.join("data").display().to_string(),
+            ),
+            (
+                "SEKISHO_DATABASE__URL".to_string(),
+                format!("sqlite://{}/data/sekisho.db", d.display()),
+            ),
             // Cheap hashes keep the suite fast; the default parameters are tested in core.
-            ("SEKISHO_PASSWORDS__ARGON2_MEMORY_KIB".to_string(), "256".to_string()),
-            ("SEKISHO_PASSWORDS__ARGON2_ITERATIONS".to_string(), "1".to_string()),
+            (
+                "SEKISHO_PASSWORDS__ARGON2_MEMORY_KIB".to_string(),
+                "256".to_string(),
+            ),
+            (
+                "SEKISHO_PASSWORDS__ARGON2_ITERATIONS".to_string(),
+                "1".to_string(),
+            ),
             ("SEKISHO_LOG".to_string(), "warn".to_string()),
         ];
+        env.extend(backend_env(d));
         env.extend(self.env.iter().cloned());
         env
     }
@@ -110,7 +137,9 @@ impl Server {
                 }
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start within 30s");
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start within 30s");
         self.base = base;
         self.child = Some(child);
     }
@@ -139,13 +168,25 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run sekisho cli");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
     pub fn create_user(&self, name: &str, password: &str) {
-        let out = self.cli(&["user", "create", name, "--password-stdin"], &format!("{password}\n"));
-        assert!(out.status.success(), "user create failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli(
+            &["user", "create", name, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "user create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -156,22 +197,45 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         send(&client(), method, &self.url(path), headers, body).await
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {
         let b = body.to_string();
-        self.send(Method::POST, path, &[("content-type", "application/json")], Some(b.as_bytes())).await
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            Some(b.as_bytes()),
+        )
+        .await
     }
 
     pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
-        self.send(Method::GET, path, &[("authorization", &format!("Bearer {token}"))], None).await
+        self.send(
+            Method::GET,
+            path,
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await
     }
 
     /// Logs in with `POST /api/token/` and returns (access, refresh).
     pub async fn token_pair(&self, user: &str, password: &str) -> (String, String) {
-        let r = self.post_json("/api/token/", serde_json::json!({"username": user, "password": password})).await;
+        let r = self
+            .post_json(
+                "/api/token/",
+                serde_json::json!({"username": user, "password": password}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         (r.str("access"), r.str("refresh"))
     }
@@ -180,14 +244,27 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if Arc::strong_count(&self.dir) == 1 {
+            drop_backend(self.dir.path());
+        }
     }
 }
 
 pub fn client() -> Client {
-    Client::builder().timeout(Duration::from_secs(30)).no_proxy().build().unwrap()
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
-pub async fn send(client: &Client, method: Method, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+pub async fn send(
+    client: &Client,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
     let mut rb = client.request(method, url);
     for (k, v) in headers {
         rb = rb.header(*k, *v);
@@ -202,16 +279,23 @@ pub async fn send(client: &Client, method: Method, url: &str, headers: &[(&str, 
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Decodes a JWT's payload without verifying it (tests inspect claims).
 pub fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("json payload")
 }
 
@@ -239,15 +323,27 @@ impl Server {
     /// A server's directory and environment without a running process: for CLI-only tests.
     pub fn offline(env: &[(&str, &str)]) -> Server {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Server { base: String::new(), dir, env, child: None }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server {
+            base: String::new(),
+            dir,
+            env,
+            child: None,
+        }
     }
 
     /// Like [`Server::cli`], with extra environment variables for this one command (they win
     /// over the server's own).
     pub fn cli_env(&self, extra_env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
         let mut c = self.command();
-        c.envs(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c.envs(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let mut child = c
             .args(args)
             .stdin(Stdio::piped())
@@ -255,19 +351,43 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run sekisho cli");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
     /// Sends with a client that never follows redirects (so a redirect is seen as one).
-    pub async fn send_nr(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
-        send(&client_no_redirect(), method, &self.url(path), headers, body).await
+    pub async fn send_nr(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        send(
+            &client_no_redirect(),
+            method,
+            &self.url(path),
+            headers,
+            body,
+        )
+        .await
     }
 
     /// POST a JSON value without following redirects.
     pub async fn post_nr(&self, path: &str, body: Value) -> Reply {
         let b = body.to_string();
-        self.send_nr(Method::POST, path, &[("content-type", "application/json")], Some(b.as_bytes())).await
+        self.send_nr(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            Some(b.as_bytes()),
+        )
+        .await
     }
 
     /// GET with an arbitrary (possibly non-UTF-8) `Authorization` header value.
@@ -284,20 +404,32 @@ impl Server {
 
     /// The server's `host:port`.
     pub fn authority(&self) -> String {
-        self.base.trim_start_matches("http://").trim_end_matches('/').to_string()
+        self.base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// Writes raw bytes on a fresh connection and returns (status, raw head, body bytes) of the
     /// response (the connection is closed by the request's `Connection: close`).
     pub async fn raw_http(&self, request: &[u8]) -> (u16, String, Vec<u8>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.authority()).await.expect("connect");
+        let mut s = tokio::net::TcpStream::connect(self.authority())
+            .await
+            .expect("connect");
         s.write_all(request).await.expect("write");
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
-        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("no response head");
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("no response head");
         let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
         (status, head, buf[split + 4..].to_vec())
     }
 }
@@ -318,9 +450,14 @@ pub async fn into_reply(res: reqwest::Response) -> Reply {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
@@ -342,13 +479,16 @@ pub fn hs256_raw(header: &str, payload: &str, key: &[u8]) -> String {
 pub fn jwt_header(token: &str) -> Value {
     use base64::Engine;
     let h = token.split('.').next().expect("header part");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(h)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("json header")
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    use sekisho_core::clock::Clock;
+    sekisho_core::clock::SystemClock.now().secs()
 }
 
 pub fn stdout_of(o: &Output) -> String {
@@ -386,5 +526,350 @@ pub fn assert_401(r: &Reply, body: &Value) {
 #[track_caller]
 pub fn assert_json(r: &Reply) {
     let ct = r.header("content-type").unwrap_or("");
-    assert!(ct.starts_with("application/json"), "content-type {ct:?} for {} {}", r.status, r.body);
+    assert!(
+        ct.starts_with("application/json"),
+        "content-type {ct:?} for {} {}",
+        r.status,
+        r.body
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers added for the session suites (session_contract, csrf, spa_hosting).
+// ---------------------------------------------------------------------------------------------
+
+/// One parsed `Set-Cookie` header value.
+#[derive(Clone, Debug)]
+pub struct SetCookieSpec {
+    pub raw: String,
+    pub name: String,
+    pub value: String,
+    /// Attribute names lower-cased, values as sent.
+    pub attrs: Vec<(String, Option<String>)>,
+}
+
+impl SetCookieSpec {
+    pub fn parse(raw: &str) -> SetCookieSpec {
+        let mut parts = raw.split(';');
+        let (name, value) = parts
+            .next()
+            .unwrap_or("")
+            .split_once('=')
+            .unwrap_or((raw, ""));
+        let attrs = parts
+            .map(|a| {
+                let a = a.trim();
+                match a.split_once('=') {
+                    Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
+                    None => (a.to_ascii_lowercase(), None),
+                }
+            })
+            .collect();
+        SetCookieSpec {
+            raw: raw.to_string(),
+            name: name.trim().to_string(),
+            value: value.trim().to_string(),
+            attrs,
+        }
+    }
+
+    /// Whether attribute `name` (case-insensitive) is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.attrs.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of attribute `name` (case-insensitive), if present with a value.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    pub fn max_age(&self) -> Option<i64> {
+        self.attr("max-age").map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("bad Max-Age in {}", self.raw))
+        })
+    }
+
+    /// A cookie that tells the browser to delete it.
+    pub fn is_deletion(&self) -> bool {
+        self.max_age().is_some_and(|a| a <= 0)
+    }
+}
+
+impl Reply {
+    /// Every `Set-Cookie` of this reply for cookie `name`, parsed.
+    pub fn set_cookie_specs(&self, name: &str) -> Vec<SetCookieSpec> {
+        self.set_cookies()
+            .iter()
+            .map(|c| SetCookieSpec::parse(c))
+            .filter(|c| c.name == name)
+            .collect()
+    }
+
+    /// The single `Set-Cookie` for `name`; panics if there is none or more than one.
+    #[track_caller]
+    pub fn set_cookie_spec(&self, name: &str) -> SetCookieSpec {
+        let mut v = self.set_cookie_specs(name);
+        assert_eq!(
+            v.len(),
+            1,
+            "expected exactly one Set-Cookie for {name:?}, got {:?}",
+            self.set_cookies()
+        );
+        v.remove(0)
+    }
+}
+
+pub fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A browser-like client with a hand-kept cookie jar (no automatic cookie store): cookies are
+/// taken from `Set-Cookie` (Max-Age ≤ 0 deletes) and sent back on every request; unsafe calls
+/// copy the CSRF cookie into the CSRF header, as an SPA does.
+pub struct Browser {
+    pub base: String,
+    client: Client,
+    pub jar: std::collections::BTreeMap<String, String>,
+    pub session_cookie: String,
+    pub csrf_cookie: String,
+    pub csrf_header: String,
+    pub user_agent: Option<String>,
+}
+
+impl Browser {
+    pub fn new(s: &Server) -> Browser {
+        Browser::with_names(s, "sessionid", "csrftoken", "X-CSRFToken")
+    }
+
+    pub fn with_names(
+        s: &Server,
+        session_cookie: &str,
+        csrf_cookie: &str,
+        csrf_header: &str,
+    ) -> Browser {
+        Browser {
+            base: s.base.clone(),
+            client: client_no_redirect(),
+            jar: Default::default(),
+            session_cookie: session_cookie.into(),
+            csrf_cookie: csrf_cookie.into(),
+            csrf_header: csrf_header.into(),
+            user_agent: None,
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.get(name).cloned()
+    }
+    pub fn session(&self) -> Option<String> {
+        self.cookie(&self.session_cookie)
+    }
+    pub fn csrf(&self) -> Option<String> {
+        self.cookie(&self.csrf_cookie)
+    }
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.jar.insert(name.into(), value.into());
+    }
+    pub fn remove_cookie(&mut self, name: &str) {
+        self.jar.remove(name);
+    }
+
+    /// The `Cookie` header this browser would send.
+    pub fn cookie_header(&self) -> Option<String> {
+        (!self.jar.is_empty()).then(|| {
+            self.jar
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Sends with the jar's cookies and `headers` (and no CSRF header unless given); a JSON
+    /// body when `body` is given. Updates the jar from the reply.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut rb = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(c) = self.cookie_header() {
+            rb = rb.header("cookie", c);
+        }
+        if let Some(ua) = &self.user_agent {
+            rb = rb.header("user-agent", ua.as_str());
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = into_reply(rb.send().await.expect("request failed")).await;
+        self.absorb(&r);
+        r
+    }
+
+    /// Takes the reply's cookies into the jar.
+    pub fn absorb(&mut self, r: &Reply) {
+        for c in r.set_cookies().iter().map(|c| SetCookieSpec::parse(c)) {
+            if c.is_deletion() {
+                self.jar.remove(&c.name);
+            } else {
+                self.jar.insert(c.name, c.value);
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    /// An unsafe request as an SPA sends it: the CSRF cookie's value copied into the header.
+    pub async fn unsafe_req(&mut self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let token = self.csrf().unwrap_or_default();
+        let name = self.csrf_header.clone();
+        self.send(method, path, &[(name.as_str(), token.as_str())], body)
+            .await
+    }
+
+    pub async fn post(&mut self, path: &str, body: &Value) -> Reply {
+        self.unsafe_req(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&mut self, path: &str, body: &Value) -> Reply {
+        self.unsafe_req(Method::PATCH, path, Some(body)).await
+    }
+
+    /// `GET /api/auth/csrf/`; returns the token in the body.
+    pub async fn fetch_csrf(&mut self) -> String {
+        let r = self.get("/api/auth/csrf/").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.str("csrfToken")
+    }
+
+    /// Session login the SPA way: fetch a CSRF token when the jar has none, then POST.
+    pub async fn login(&mut self, user: &str, password: &str) -> Reply {
+        if self.csrf().is_none() {
+            self.fetch_csrf().await;
+        }
+        self.post(
+            "/api/auth/login/",
+            &serde_json::json!({"username": user, "password": password}),
+        )
+        .await
+    }
+
+    /// A fresh browser logged in as `user`.
+    pub async fn logged_in(s: &Server, user: &str, password: &str) -> Browser {
+        let mut b = Browser::new(s);
+        let r = b.login(user, password).await;
+        assert_eq!(r.status, 200, "login failed: {}", r.body);
+        assert!(b.session().is_some(), "no session cookie after login");
+        b
+    }
+
+    /// A browser carrying only the given cookies.
+    pub fn with_cookies(s: &Server, cookies: &[(&str, &str)]) -> Browser {
+        let mut b = Browser::new(s);
+        for (k, v) in cookies {
+            b.set_cookie(k, v);
+        }
+        b
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage backends: the whole black-box suite runs once per backend (scripts/test.sh sets
+// SEKISHO_TEST_BACKEND); each server gets its own database and Redis key prefix.
+// ---------------------------------------------------------------------------------------------
+
+/// `sqlite` (default), `postgres` or `postgres+redis`.
+pub fn backend() -> String {
+    std::env::var("SEKISHO_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+fn backend_tag(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    std::process::id().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("SEKISHO_TEST_POSTGRES_URL")
+        .expect("SEKISHO_TEST_POSTGRES_URL is required for the postgres backends")
+}
+
+fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            pg_admin_url().as_str(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tAc",
+            sql,
+        ])
+        .output()
+        .expect("psql must be installed for the postgres backends");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Environment for the selected backend; creates the server's PostgreSQL database on first use.
+pub fn backend_env(dir: &Path) -> Vec<(String, String)> {
+    let b = backend();
+    let mut env = Vec::new();
+    if b.starts_with("postgres") {
+        let db = format!("sekisho_t_{}", backend_tag(dir));
+        if psql(&format!("SELECT 1 FROM pg_database WHERE datname = '{db}'")).is_empty() {
+            psql(&format!("CREATE DATABASE {db}"));
+        }
+        let admin = pg_admin_url();
+        let root = admin
+            .rsplit_once('/')
+            .map(|(r, _)| r.to_string())
+            .unwrap_or(admin);
+        env.push(("SEKISHO_DATABASE__URL".to_string(), format!("{root}/{db}")));
+    }
+    if b.ends_with("+redis") {
+        let url = std::env::var("SEKISHO_TEST_REDIS_URL")
+            .expect("SEKISHO_TEST_REDIS_URL is required for the redis backend");
+        env.push(("SEKISHO_SESSIONS__STORE".to_string(), url));
+        env.push((
+            "SEKISHO_SESSIONS__KEY_PREFIX".to_string(),
+            format!("sekisho-t-{}", backend_tag(dir)),
+        ));
+    }
+    env
+}
+
+fn drop_backend(dir: &Path) {
+    if backend().starts_with("postgres") {
+        let db = format!("sekisho_t_{}", backend_tag(dir));
+        let _ = Command::new("psql")
+            .args([
+                pg_admin_url().as_str(),
+                "-tAc",
+                &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            ])
+            .output();
+    }
 }

@@ -1,0 +1,76 @@
+//! PostgreSQL, for several instances sharing one database. Rotation locks the family row with
+//! `SELECT … FOR UPDATE` inside a transaction, so concurrent refreshes on any number of
+//! instances serialise on that row and exactly one of them rotates.
+
+use sekisho_core::store::{StoreError, StoreResult};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    deadline: Duration,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` URL. Every storage call is bounded by `deadline`; a dead
+    /// connection is replaced on the next call, so the service recovers by itself.
+    pub async fn connect(url: &str, max_connections: u32, deadline: Duration) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("database.url: {e}")))?
+            .application_name("sekisho");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(deadline)
+            .test_before_acquire(true)
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        Ok(PgStore { pool, deadline })
+    }
+
+    /// Applies pending migrations; safe to run on every start and from several instances at
+    /// once (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+crate::sql::impl_sql_stores!(
+    PgStore,
+    PgRow,
+    begin = "BEGIN",
+    lock_family = "SELECT * FROM refresh_families WHERE id = $1 FOR UPDATE"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_passes_the_conformance_suite() {
+        let db = testing::fresh_pg_database().await;
+        let s = PgStore::connect(&db.url, 8, Duration::from_secs(5))
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        s.migrate().await.unwrap();
+        let s = std::sync::Arc::new(s);
+        crate::conformance::run_all(s.clone(), s.clone(), s, crate::conformance::Expiry::Purge)
+            .await;
+        db.drop().await;
+    }
+}
