@@ -1,0 +1,27 @@
+export {
+  SekishoClient,
+  createClient,
+  isStaleCsrf,
+  DEFAULT_PATHS,
+  type Attempt,
+  type ClientOptions,
+  type Events,
+  type LogoutEvent,
+  type LogoutReason,
+  type Mode,
+  type Paths,
+  type Status,
+  type User,
+} from './client.js';
+export { SekishoError, ApiError, SessionExpiredError, NetworkError, type ErrorCode } from './errors.js';
+export { decodePayload, tokenTimes, estimateSkew, type TokenTimes } from './jwt.js';
+export {
+  memoryStorage,
+  memoryGeneration,
+  type TokenStorage,
+  type Platform,
+  type TabChannel,
+  type TabMessage,
+  type GenerationStore,
+  type LockFn,
+} from './platform.js';
