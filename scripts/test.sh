@@ -18,8 +18,33 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust tests"
+step "services"
+# PostgreSQL and Redis are part of the suite: an unreachable service is a failure, not a skip.
+export SEKISHO_TEST_POSTGRES_URL="${SEKISHO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export SEKISHO_TEST_REDIS_URL="${SEKISHO_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+if ! psql "$SEKISHO_TEST_POSTGRES_URL" -tAc 'SELECT 1' >/dev/null 2>&1; then
+  echo "PostgreSQL is not reachable at $SEKISHO_TEST_POSTGRES_URL; trying to start the local cluster"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  sleep 2
+  psql "$SEKISHO_TEST_POSTGRES_URL" -tAc 'SELECT 1' >/dev/null || { echo "PostgreSQL unavailable"; exit 1; }
+fi
+if ! redis-cli -u "$SEKISHO_TEST_REDIS_URL" ping >/dev/null 2>&1; then
+  echo "Redis is not reachable at $SEKISHO_TEST_REDIS_URL; trying to start it"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
+  sleep 1
+  redis-cli -u "$SEKISHO_TEST_REDIS_URL" ping >/dev/null || { echo "Redis unavailable"; exit 1; }
+fi
+echo "PostgreSQL and Redis reachable"
+
+step "Rust tests (black-box suite on SQLite; store conformance on SQLite, PostgreSQL and Redis)"
 cargo test --workspace --locked
+
+# The whole black-box suite again on each shared backend (outage tests start their own
+# private servers and run once, above).
+for backend in postgres postgres+redis; do
+  step "black-box suite on $backend"
+  SEKISHO_TEST_BACKEND="$backend" cargo test -p sekisho --tests --locked -- --skip outage_
+done
 
 step "browser tests"
 if [ ! -x /usr/bin/chromium ]; then

@@ -62,7 +62,7 @@ async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Iden
         // credentials (which need not be UTF-8) are none of our business.
         let bytes = value.as_bytes();
         let scheme = bytes
-            .split(|b| *b == b' ')
+            .split(|b| b.is_ascii_whitespace())
             .find(|p| !p.is_empty())
             .unwrap_or_default();
         let ours = scheme.eq_ignore_ascii_case(b"bearer");

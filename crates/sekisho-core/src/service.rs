@@ -70,7 +70,8 @@ pub enum AuthorizationHeader<'a> {
 
 /// Splits `Bearer <token>`; the scheme is matched case-insensitively.
 pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, AuthError> {
-    let mut parts = value.split(' ').filter(|p| !p.is_empty());
+    // simplejwt splits on any whitespace (`header.split()`).
+    let mut parts = value.split_ascii_whitespace();
     let Some(scheme) = parts.next() else {
         return Ok(AuthorizationHeader::Other);
     };
@@ -193,7 +194,9 @@ impl AuthService {
         };
         // Persist before handing anything out: a token whose state was not stored must never
         // leave the server.
-        self.families.create_family(&family).await?;
+        if !self.families.create_family(&family).await? {
+            return Err(AuthError::Internal("family id collision".into()));
+        }
         let uid = user.id.to_string();
         Ok(TokenPair {
             access: self.sign_access(&uid, &family.id, now),
@@ -229,11 +232,6 @@ impl AuthService {
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
         let now = self.now();
         let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
-        let Some(family) = claims.family.clone() else {
-            // Minted by another issuer (no family to rotate within): refuse rather than let an
-            // unbounded number of parallel families be forked from it.
-            return Err(TokenError::Invalid.into());
-        };
         let uid = claims
             .user_id
             .clone()
@@ -245,6 +243,7 @@ impl AuthService {
             Some(u) if u.is_active => {}
             _ => return Err(AuthError::NoActiveAccount),
         }
+        let family = self.family_of(&claims).await?;
         let outcome = self
             .families
             .rotate(&RotateRequest {
@@ -286,14 +285,56 @@ impl AuthService {
         }
     }
 
+    /// The family a refresh token belongs to. A token minted elsewhere with the same key (an
+    /// existing Django deployment: no `fid` claim) is adopted on first use into a family named
+    /// after its `jti`, created only if absent, so it rotates — and is caught on reuse — exactly
+    /// like sekisho's own tokens, and racing first uses agree on one family.
+    async fn family_of(&self, claims: &Claims) -> Result<String, AuthError> {
+        if let Some(f) = &claims.family {
+            return Ok(f.clone());
+        }
+        let user_id: UserId = claims
+            .user_id
+            .as_deref()
+            .and_then(|u| u.parse().ok())
+            .ok_or(AuthError::Token(TokenError::Invalid))?;
+        let id = legacy_family_id(&claims.jti);
+        let created = Timestamp::from_secs(claims.iat);
+        self.families
+            .create_family(&FamilyRecord {
+                id: id.clone(),
+                user_id,
+                current_jti: claims.jti.clone(),
+                current_iat: claims.iat,
+                current_exp: claims.exp,
+                previous_jti: None,
+                rotated_at: None,
+                created_at: created,
+                absolute_exp: created.plus(self.settings.absolute_lifetime).secs(),
+                revoked_at: None,
+            })
+            .await?;
+        Ok(id)
+    }
+
     /// `POST /api/token/verify/`: signature and lifetime, plus revocation state for tokens that
     /// belong to a family (a rotated-away refresh token counts as blacklisted, as in simplejwt).
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = self.now();
         let claims = self.tokens.verify(token, None, now)?;
-        let Some(fid) = &claims.family else {
-            return Ok(());
+        let fid = match (&claims.family, claims.token_type) {
+            (Some(f), _) => f.clone(),
+            // A foreign refresh token counts as revoked once its adopted family says so.
+            (None, TokenType::Refresh) => {
+                let id = legacy_family_id(&claims.jti);
+                match self.families.family(&id).await? {
+                    Some(_) => id,
+                    None => return Ok(()),
+                }
+            }
+            (None, TokenType::Access) => return Ok(()),
         };
+        let fid = &fid;
         let family = self.families.family(fid).await?;
         let live = match (&family, claims.token_type) {
             (None, _) => false,
@@ -311,9 +352,7 @@ impl AuthService {
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let now = self.now();
         let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
-        let Some(fid) = &claims.family else {
-            return Err(TokenError::Invalid.into());
-        };
+        let fid = &self.family_of(&claims).await?;
         match self.families.revoke_family(fid, now, "logout").await? {
             RevokeOutcome::Revoked => Ok(()),
             RevokeOutcome::AlreadyRevoked | RevokeOutcome::NotFound => {
@@ -611,6 +650,11 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
+/// The family id a foreign refresh token is adopted into.
+pub fn legacy_family_id(jti: &str) -> String {
+    format!("legacy-{jti}")
+}
+
 /// The first characters of an id, for logs that must not carry the whole identifier.
 fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
@@ -643,6 +687,10 @@ mod tests {
             parse_authorization("Bearer"),
             Err(AuthError::BadAuthorizationHeader)
         ));
+        assert_eq!(
+            parse_authorization("Bearer\tabc").unwrap(),
+            AuthorizationHeader::Bearer("abc")
+        );
         assert!(matches!(
             parse_authorization("Bearer a b"),
             Err(AuthError::BadAuthorizationHeader)

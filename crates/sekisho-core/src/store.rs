@@ -45,7 +45,9 @@ pub trait UserStore: Send + Sync + 'static {
 #[async_trait]
 pub trait FamilyStore: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
-    async fn create_family(&self, family: &FamilyRecord) -> StoreResult<()>;
+    /// Stores a new family unless one with its id exists (then nothing changes and the result
+    /// is false): adopting a token minted elsewhere may race, and must never reset a family.
+    async fn create_family(&self, family: &FamilyRecord) -> StoreResult<bool>;
     async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>>;
     /// Atomically applies [`crate::family::decide_rotation`] to the family: under any number of
     /// concurrent calls (from any number of server instances) exactly one rotation of a given

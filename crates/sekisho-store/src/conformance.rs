@@ -200,8 +200,12 @@ async fn users_round_trip(users: &dyn UserStore) {
 
 async fn rotation_sequence(users: &dyn UserStore, families: &dyn FamilyStore) {
     let f = family(new_user(users).await);
-    families.create_family(&f).await.unwrap();
+    assert!(families.create_family(&f).await.unwrap());
     assert_eq!(families.family(&f.id).await.unwrap().unwrap(), f);
+    assert!(
+        !families.create_family(&f).await.unwrap(),
+        "an existing family is never replaced"
+    );
     let g = Duration::from_secs(5);
     let RotateOutcome::Rotated(s1) = families
         .rotate(&req(&f, &f.current_jti, T0 + 10, g))
@@ -221,6 +225,9 @@ async fn rotation_sequence(users: &dyn UserStore, families: &dyn FamilyStore) {
     );
     let after = families.family(&f.id).await.unwrap().unwrap();
     assert_eq!(after.current_jti, s1.jti);
+    // Re-creating a rotated family (two adoptions of one foreign token racing) resets nothing.
+    assert!(!families.create_family(&f).await.unwrap());
+    assert_eq!(families.family(&f.id).await.unwrap().unwrap(), after);
     assert_eq!(after.previous_jti.as_deref(), Some(f.current_jti.as_str()));
     // After the window, the predecessor is reuse: the whole family goes.
     assert_eq!(

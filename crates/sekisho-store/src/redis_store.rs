@@ -58,6 +58,18 @@ return {'reuse'}
     )
 });
 
+/// KEYS[1] family; ARGV: expire-at (s), then field/value pairs. Creates only if absent.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+return 1
+"#,
+    )
+});
+
 /// KEYS[1] family; ARGV: now (ms), reason.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -240,7 +252,7 @@ impl FamilyStore for RedisStore {
         Ok(())
     }
 
-    async fn create_family(&self, f: &FamilyRecord) -> StoreResult<()> {
+    async fn create_family(&self, f: &FamilyRecord) -> StoreResult<bool> {
         let key = self.family_key(&f.id);
         let mut fields: Vec<(&str, String)> = vec![
             ("user", f.user_id.to_string()),
@@ -260,25 +272,26 @@ impl FamilyStore for RedisStore {
             fields.push(("revoked", r.millis().to_string()));
         }
         let mut c = self.conn.clone();
-        let k = key.clone();
         let exp = f.current_exp + 1;
-        self.run(async move {
-            redis::pipe()
-                .atomic()
-                .hset_multiple(&k, &fields)
-                .ignore()
-                .expire_at(&k, exp)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await?;
-        self.index_add(
-            &self.user_families_key(f.user_id),
-            &f.id,
-            f.absolute_exp + 1,
-        )
-        .await
+        let created: i64 = self
+            .run(async move {
+                let mut inv = CREATE.key(&key);
+                inv.arg(exp);
+                for (k, v) in &fields {
+                    inv.arg(*k).arg(v);
+                }
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        if created == 1 {
+            self.index_add(
+                &self.user_families_key(f.user_id),
+                &f.id,
+                f.absolute_exp + 1,
+            )
+            .await?;
+        }
+        Ok(created == 1)
     }
 
     async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {

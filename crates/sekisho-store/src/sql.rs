@@ -225,13 +225,14 @@ macro_rules! impl_sql_stores {
                 UserStore::ping(self).await
             }
 
-            async fn create_family(&self, f: &FamilyRecord) -> StoreResult<()> {
-                bounded(
+            async fn create_family(&self, f: &FamilyRecord) -> StoreResult<bool> {
+                let r = bounded(
                     self.deadline,
                     sqlx::query(
                         "INSERT INTO refresh_families (id, user_id, current_jti, current_iat, current_exp,
                          previous_jti, rotated_at_ms, created_at_ms, absolute_exp, revoked_at_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(&f.id)
                     .bind(f.user_id)
@@ -246,7 +247,7 @@ macro_rules! impl_sql_stores {
                     .execute(&self.pool),
                 )
                 .await?;
-                Ok(())
+                Ok(r.rows_affected() == 1)
             }
 
             async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {

@@ -8,7 +8,26 @@ mod keys;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = <cli::Cli as clap::Parser>::parse();
+    let cli = match <cli::Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go out in full; usage errors are one line, like every failure.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let msg = e.to_string();
+            let reason: Vec<&str> = msg
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let reason = reason.join(" ");
+            eprintln!(
+                "sekisho: {} (see sekisho --help)",
+                reason.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -873,3 +873,16 @@ fn drop_backend(dir: &Path) {
             .output();
     }
 }
+
+impl Server {
+    /// Another instance sharing this one's stores and signing key (same data directory, same
+    /// database, same Redis prefix) — two servers behind one load balancer.
+    pub fn start_sharing(&self) -> Server {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Server::start_in(self.dir.clone(), &env)
+    }
+}
