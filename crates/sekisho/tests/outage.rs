@@ -1,0 +1,363 @@
+//! Fail closed: when a store is unreachable, requests that need it answer 503 with
+//! `Retry-After` and a JSON body — never a 500, never a token whose state was not stored — and
+//! service comes back by itself when the store does, with no restart of sekisho.
+//!
+//! These tests start private Redis and PostgreSQL servers on free loopback ports and stop them;
+//! the machine's shared services are never touched.
+mod common;
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    for _ in 0..150 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        wait_for(|| port_open(port), "private redis-server");
+        PrivateRedis {
+            port,
+            child: Some(child),
+        }
+    }
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        wait_for(|| !port_open(self.port), "redis-server to stop");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn assert_503(r: &Reply) {
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("retry-after").is_some(), "Retry-After on 503");
+    assert!(r.body.is_object(), "JSON body on 503: {}", r.body);
+}
+
+async fn session_login(s: &Server, user: &str) -> String {
+    let csrf = s
+        .send(Method::GET, "/api/auth/csrf/", &[], None)
+        .await
+        .str("csrfToken");
+    let r = s
+        .send(
+            Method::POST,
+            "/api/auth/login/",
+            &[
+                ("cookie", &format!("csrftoken={csrf}")),
+                ("x-csrftoken", &csrf),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                json!({"username": user, "password": PASSWORD})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    format!("sessionid={}", r.cookie("sessionid").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_redis_fails_closed_and_recovers_without_restart() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start_on(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let s = Server::start(&[
+        ("SEKISHO_SESSIONS__STORE", &url),
+        ("SEKISHO_DATABASE__TIMEOUT", "1s"),
+    ]);
+    s.create_user("ops", PASSWORD);
+    let jar = session_login(&s, "ops").await;
+    let (access, refresh) = s.token_pair("ops", PASSWORD).await;
+
+    redis.stop();
+    let ready = s.send(Method::GET, "/readyz", &[], None).await;
+    assert_503(&ready);
+    assert_eq!(ready.body["status"], "unavailable");
+    assert_503(
+        &s.send(Method::GET, "/api/auth/me/", &[("cookie", &jar)], None)
+            .await,
+    );
+    // No token leaves the server without its family stored.
+    assert_503(
+        &s.post_json(
+            "/api/token/",
+            json!({"username": "ops", "password": PASSWORD}),
+        )
+        .await,
+    );
+    assert_503(
+        &s.post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await,
+    );
+    assert_503(
+        &s.post_json("/api/token/blacklist/", json!({"refresh": refresh}))
+            .await,
+    );
+    // Stateless access tokens (users live in the SQL database) keep working.
+    assert_eq!(s.get_bearer("/api/auth/me/", &access).await.status, 200);
+    assert_eq!(s.send(Method::GET, "/healthz", &[], None).await.status, 200);
+
+    let _redis = PrivateRedis::start_on(port);
+    let recovered = eventually(Duration::from_secs(15), async || {
+        s.send(Method::GET, "/readyz", &[], None).await.status == 200
+    })
+    .await;
+    assert!(recovered, "readyz recovers with no restart");
+    // This Redis keeps nothing on disk, so the old session and family are gone: both are
+    // refused (never accepted without their state), and new logins work.
+    assert_eq!(
+        s.send(Method::GET, "/api/auth/me/", &[("cookie", &jar)], None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        s.post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await
+            .status,
+        401
+    );
+    let jar2 = session_login(&s, "ops").await;
+    assert_eq!(
+        s.send(Method::GET, "/api/auth/me/", &[("cookie", &jar2)], None)
+            .await
+            .status,
+        200
+    );
+    let (_, refresh2) = s.token_pair("ops", PASSWORD).await;
+    assert_eq!(
+        s.post_json("/api/token/refresh/", json!({"refresh": refresh2}))
+            .await
+            .status,
+        200
+    );
+}
+
+/// A private PostgreSQL cluster made with initdb, run as the `postgres` system user (the server
+/// refuses to run as root).
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn bin(name: &str) -> String {
+        let out = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .expect("pg_config");
+        format!("{}/{name}", String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    fn as_postgres(args: &[&str]) -> std::process::Output {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .args(args)
+            .output()
+            .expect("runuser")
+    }
+
+    fn create() -> PrivatePostgres {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("chown")
+            .args(["postgres", dir.path().to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let data = dir.path().join("data");
+        let out = Self::as_postgres(&[
+            &Self::bin("initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = PrivatePostgres {
+            dir,
+            port: free_port(),
+        };
+        pg.start();
+        pg
+    }
+
+    fn start(&self) {
+        let data = self.dir.path().join("data");
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        let out = Self::as_postgres(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &opts,
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "start",
+        ]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(&self) {
+        let data = self.dir.path().join("data");
+        let out = Self::as_postgres(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = Self::as_postgres(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "stop",
+        ]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_postgres_fails_closed_and_recovers_without_restart() {
+    let pg = PrivatePostgres::create();
+    let url = pg.url();
+    let s = Server::start(&[
+        ("SEKISHO_DATABASE__URL", &url),
+        ("SEKISHO_DATABASE__TIMEOUT", "1s"),
+    ]);
+    s.create_user("dba", PASSWORD);
+    let jar = session_login(&s, "dba").await;
+    let (access, refresh) = s.token_pair("dba", PASSWORD).await;
+
+    pg.stop();
+    assert_503(&s.send(Method::GET, "/readyz", &[], None).await);
+    assert_503(
+        &s.send(Method::GET, "/api/auth/me/", &[("cookie", &jar)], None)
+            .await,
+    );
+    // The bearer check needs the user row: no answer is better than a wrong one.
+    assert_503(&s.get_bearer("/api/auth/me/", &access).await);
+    assert_503(
+        &s.post_json(
+            "/api/token/",
+            json!({"username": "dba", "password": PASSWORD}),
+        )
+        .await,
+    );
+    assert_503(
+        &s.post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await,
+    );
+
+    pg.start();
+    let recovered = eventually(Duration::from_secs(20), async || {
+        s.send(Method::GET, "/readyz", &[], None).await.status == 200
+    })
+    .await;
+    assert!(recovered, "readyz recovers with no restart");
+    // PostgreSQL is durable: the session and the family survived the outage.
+    assert_eq!(
+        s.send(Method::GET, "/api/auth/me/", &[("cookie", &jar)], None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await
+            .status,
+        200
+    );
+}
