@@ -169,10 +169,14 @@ async fn stat(_user: AuthUser, Path(name): Path<String>) -> Result<Json<Value>, 
         .iter()
         .find(|(m, _)| *m == name)
         .ok_or(ApiError::NotFound)?;
-    let value = metric
+    let hash = metric
         .bytes()
-        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
-        % 1000;
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let value = if *unit == "%" {
+        hash % 100
+    } else {
+        hash % 1000
+    };
     Ok(Json(
         json!({ "metric": metric, "value": value, "unit": unit }),
     ))
