@@ -3,8 +3,9 @@
 #   1. lints (rustfmt, clippy with warnings as errors),
 #   2. every Rust test: unit tests, the store conformance suite, black-box HTTP tests against the
 #      real binary on loopback,
-#   3. real-browser tests: headless Debian Chromium driven by playwright-core.
-# Installs what it needs (Debian's chromium, the npm packages) when missing.
+#   3. the browser client (clients/js): typecheck, Vitest unit tests, build; the Vue demo's build,
+#   4. real-browser tests: headless Debian Chromium driven by playwright-core.
+# Installs what it needs (Debian's chromium, the npm packages from their lockfiles) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -46,12 +47,23 @@ for backend in postgres postgres+redis; do
   SEKISHO_TEST_BACKEND="$backend" cargo test -p sekisho --tests --locked -- --skip outage_
 done
 
+npm_ci() { npm ci --no-audit --no-fund --loglevel=error; }
+
+step "browser client (clients/js): typecheck, unit tests, build"
+(cd clients/js && npm_ci && npm run typecheck && npm test && npm run build)
+
+step "Vue demo (examples/vue-spa): build"
+(cd examples/vue-spa && npm_ci && npm run build)
+
 step "browser tests"
+# The demo's server: the embed-axum example (cargo test builds only its test harness).
+cargo build -p embed-axum --locked
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing Debian's chromium"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq chromium >/dev/null
 fi
-(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-SEKISHO_BIN="$CARGO_TARGET_DIR/debug/sekisho" npm --prefix tests/browser test
+(cd tests/browser && npm_ci)
+SEKISHO_BIN="$CARGO_TARGET_DIR/debug/sekisho" EMBED_AXUM_BIN="$CARGO_TARGET_DIR/debug/embed-axum" \
+  npm --prefix tests/browser test
