@@ -294,11 +294,9 @@ export class SekishoClient {
 
   private async restoreJwt(): Promise<User | null> {
     const was = this._status;
-    if (!this.access && !this.refreshToken && this.channel) {
+    if (!this.access && !this.refreshToken) {
       // Another tab may hold the login in memory: ask for it.
-      const before = this.gen;
-      this.channel.post({ type: 'sync-request', from: this.tabId });
-      await this.waitForGeneration(before + 1, this.o.syncTimeout);
+      await this.waitForGeneration(this.gen + 1, this.o.syncTimeout);
     }
     if (this.persistent || this.o.refreshCookie) {
       // Storage and the cookie always hold the newest refresh token any tab wrote: start from
@@ -769,6 +767,8 @@ export class SekishoClient {
     this._user = null;
     this._status = 'anonymous';
     if (broadcast) {
+      // Above every generation any tab has seen, or tabs that are ahead would ignore it.
+      if (shared === undefined && this.mode === 'jwt') shared = await this.gens.read();
       this.gen = Math.max(shared ?? 0, this.gen) + 1;
       if (this.mode === 'jwt') await this.gens.write(this.gen);
       this.channel?.post({ type: 'logout', gen: this.gen, reason });

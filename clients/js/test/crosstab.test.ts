@@ -94,3 +94,23 @@ test('a refused refresh in one tab logs out the other too', async () => {
   await expect(a.refresh()).rejects.toMatchObject({ code: 'session_expired' });
   await vi.waitFor(() => expect(onLogout).toHaveBeenCalledWith({ reason: 'other_tab' }), { timeout: 1000 });
 });
+
+test('logout from a tab that missed the latest tokens still reaches the tabs that are ahead', async () => {
+  const server = new FakeServer();
+  const shared = browser();
+  // Tab a never hears about new tokens (a lost message, a frozen tab).
+  const deaf = (name: string) => {
+    const ch = shared.bus(name);
+    return { ...ch, onMessage: (l: Parameters<typeof ch.onMessage>[0]) => ch.onMessage((m) => { if (m.type !== 'tokens') l(m); }) };
+  };
+  const a = jwtClient(server, { proactiveRefresh: false, platform: { channel: deaf } }, shared);
+  await a.login('ann', 'pw');
+  const b = jwtClient(server, { proactiveRefresh: false }, shared);
+  await b.restore();
+  await b.refresh(); // b is now a generation ahead of a
+  const onLogout = vi.fn();
+  b.on('logout', onLogout);
+  await a.logout();
+  await vi.waitFor(() => expect(onLogout).toHaveBeenCalledWith({ reason: 'other_tab' }), { timeout: 1000 });
+  expect(b.status).toBe('anonymous');
+});
