@@ -149,9 +149,9 @@ async fn presented_refresh(
     s: &AppState,
     input: &Input,
 ) -> Result<(String, bool), ApiError> {
-    if let Some(name) = &s.http.refresh_cookie {
-        if !input.0.contains_key("refresh") {
-            if let Some(token) = cookies::get(&parts.headers, name).filter(|t| !t.is_empty()) {
+    if let Some(name) = &s.http.refresh_cookie
+        && !input.0.contains_key("refresh")
+            && let Some(token) = cookies::get(&parts.headers, name).filter(|t| !t.is_empty()) {
                 let meta = request::meta(parts, &s.http);
                 let binding = match cookies::get(&parts.headers, &s.http.session_cookie) {
                     Some(c) => s.auth.resolve_session(c).await?.map(|a| a.record.id_hash),
@@ -161,8 +161,6 @@ async fn presented_refresh(
                 csrf::enforce(&parts.headers, &meta, s, &binding)?;
                 return Ok((token.to_string(), true));
             }
-        }
-    }
     let [token] = input.strings([("refresh", Trim::Yes)])?;
     Ok((token, false))
 }

@@ -56,6 +56,7 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     let (parts, _) = req.into_parts();
     let file_req = Request::from_parts(parts.clone(), Body::empty());
     let served = ServeDir::new(&spa.dir).oneshot(file_req).await;
+    let mut fallback = false;
     let mut res = match served {
         // Only success and redirects/not-modified pass through; any error of the file system
         // (a name too long, a permission problem) is treated like a missing file, never a 500.
@@ -73,20 +74,27 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
                 return ApiError::NotFound.into_response();
             }
             let index_req = Request::from_parts(parts.clone(), Body::empty());
+            fallback = true;
             match ServeFile::new(spa.dir.join("index.html"))
                 .oneshot(index_req)
                 .await
             {
-                Ok(r) if r.status().is_success() => r.map(Body::new),
+                // 304: a reload of a client-side route revalidating its cached index.html.
+                Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED => {
+                    r.map(Body::new)
+                }
                 _ => return ApiError::NotFound.into_response(),
             }
         }
     };
+    let not_modified = res.status() == StatusCode::NOT_MODIFIED;
+    // A 304 carries no Content-Type: an HTML page is then known by what was asked for.
     let is_html = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/html"));
+        .is_some_and(|ct| ct.starts_with("text/html"))
+        || (not_modified && (fallback || path.ends_with('/') || path.ends_with(".html")));
     let cache = if is_html || !res.status().is_success() {
         "no-cache"
     } else if is_immutable_asset(&path) {
@@ -96,7 +104,7 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     };
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if is_html && res.status().is_success() {
+    if is_html && (res.status().is_success() || not_modified) {
         let binding = match cookies::get(&parts.headers, &state.http.session_cookie) {
             Some(c) => match state.auth.resolve_session(c).await {
                 Ok(Some(a)) => a.record.id_hash,

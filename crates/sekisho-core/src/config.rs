@@ -23,6 +23,24 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub auth: AuthConfig,
     pub passwords: PasswordsConfig,
+    pub cache: CacheConfig,
+}
+
+/// The per-instance read cache of users and sessions.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long another process's change (another instance, the CLI) may take to be seen by
+    /// this instance; changes made through this instance are seen at once. `0` disables.
+    pub ttl: Dur,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Dur(Duration::from_millis(250)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -536,6 +554,11 @@ impl Config {
                 "jwt.user_id_claim: {:?} is a reserved claim",
                 jwt.user_id_claim
             ));
+        }
+        if self.cache.ttl.0 > Duration::from_secs(1) {
+            return err(
+                "cache.ttl: must be at most 1s (it bounds how stale a revocation may be)".into(),
+            );
         }
         if !matches!(self.auth.unauthenticated_status, 401 | 403) {
             return err("auth.unauthenticated_status: must be 401 or 403".into());

@@ -2,6 +2,7 @@
 //! trait operation atomic in its own way; the shared conformance suite in [`conformance`] runs
 //! against each of them.
 
+pub mod cache;
 pub mod conformance;
 pub mod postgres;
 pub mod redis_store;
@@ -10,6 +11,7 @@ pub mod sqlite;
 pub mod testing;
 
 use sekisho_core::Config;
+use sekisho_core::clock::Clock;
 use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,7 @@ pub struct Stores {
 }
 
 /// Opens (and migrates) the configured stores.
-pub async fn open(config: &Config) -> StoreResult<Stores> {
+pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores> {
     let db = &config.database;
     let (users, families, sessions): (
         Arc<dyn UserStore>,
@@ -45,21 +47,28 @@ pub async fn open(config: &Config) -> StoreResult<Stores> {
         (s.clone(), s.clone(), s)
     };
     let store = &config.sessions.store;
-    if store.starts_with("redis://") || store.starts_with("rediss://") {
-        let r = Arc::new(
-            redis_store::RedisStore::connect(store, &config.sessions.key_prefix, db.timeout.0)
-                .await?,
-        );
+    let (families, sessions): (Arc<dyn FamilyStore>, Arc<dyn SessionStore>) =
+        if store.starts_with("redis://") || store.starts_with("rediss://") {
+            let r = Arc::new(
+                redis_store::RedisStore::connect(store, &config.sessions.key_prefix, db.timeout.0)
+                    .await?,
+            );
+            (r.clone(), r)
+        } else {
+            (families, sessions)
+        };
+    let ttl = config.cache.ttl.0;
+    if ttl.is_zero() {
         return Ok(Stores {
             users,
-            families: r.clone(),
-            sessions: r,
+            families,
+            sessions,
         });
     }
     Ok(Stores {
-        users,
+        users: Arc::new(cache::CachedUsers::new(users, ttl, clock.clone())),
         families,
-        sessions,
+        sessions: Arc::new(cache::CachedSessions::new(sessions, ttl, clock)),
     })
 }
 

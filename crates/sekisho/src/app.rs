@@ -29,7 +29,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
 }
 
 pub async fn open_stores(config: &Config) -> Result<Stores> {
-    Ok(sekisho_store::open(config).await?)
+    Ok(sekisho_store::open(config, Arc::new(SystemClock)).await?)
 }
 
 pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {

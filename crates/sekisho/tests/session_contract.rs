@@ -320,12 +320,7 @@ async fn only_the_hash_of_the_session_id_is_stored() {
     let b = Browser::logged_in(&s, "alice", PASSWORD).await;
     let sid = b.session().unwrap();
     assert!(is_lower_hex(&sid, 64));
-    let db = s.data_dir().join("sekisho.db");
-    let mut bytes = std::fs::read(&db).unwrap_or_else(|e| panic!("read {}: {e}", db.display()));
-    let wal = s.data_dir().join("sekisho.db-wal");
-    if let Ok(w) = std::fs::read(&wal) {
-        bytes.extend(w);
-    }
+    let bytes = storage_dump(&s);
     assert!(
         !contains(&bytes, &sid),
         "the raw session id is in the database"

@@ -413,3 +413,37 @@ async fn odd_file_names_are_never_a_server_error() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A browser reloading a client-side route revalidates its cached index.html: the 304 must be
+/// a 304 (not a JSON 404), and a revalidated page without a csrftoken still gets one.
+#[tokio::test]
+async fn revalidated_pages_are_not_modified_and_still_get_a_csrf_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><html><body>app</body></html>",
+    )
+    .unwrap();
+    let s = Server::start(&[("SEKISHO_SERVER__STATIC_DIR", dir.path().to_str().unwrap())]);
+    let first = s.send(reqwest::Method::GET, "/", &[], None).await;
+    let etag = first
+        .header("etag")
+        .or(first.header("last-modified"))
+        .expect("a validator")
+        .to_string();
+    let (name, value) = if first.header("etag").is_some() {
+        ("if-none-match", etag)
+    } else {
+        ("if-modified-since", etag)
+    };
+    for path in ["/", "/orders/42"] {
+        let r = s
+            .send(reqwest::Method::GET, path, &[(name, value.as_str())], None)
+            .await;
+        assert_eq!(r.status, 304, "{path}: {}", r.body);
+        assert!(
+            r.cookie("csrftoken").is_some(),
+            "{path}: csrftoken on a revalidated page"
+        );
+    }
+}

@@ -174,7 +174,9 @@ impl Server {
             .unwrap()
             .write_all(stdin.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        let out = child.wait_with_output().unwrap();
+        settle_after_cli(args);
+        out
     }
 
     pub fn create_user(&self, name: &str, password: &str) {
@@ -357,7 +359,9 @@ impl Server {
             .unwrap()
             .write_all(stdin.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        let out = child.wait_with_output().unwrap();
+        settle_after_cli(args);
+        out
     }
 
     /// Sends with a client that never follows redirects (so a redirect is seen as one).
@@ -885,4 +889,83 @@ impl Server {
             .collect();
         Server::start_in(self.dir.clone(), &env)
     }
+}
+
+/// The CLI is another process: a running server sees its changes to users after at most
+/// `cache.ttl` (250 ms by default). Tests wait out that documented bound after such commands.
+pub const CACHE_BOUND: Duration = Duration::from_millis(250);
+
+fn settle_after_cli(args: &[&str]) {
+    let mutates = args
+        .windows(2)
+        .any(|w| w[0] == "user" && matches!(w[1], "deactivate" | "set-password"));
+    if mutates {
+        std::thread::sleep(CACHE_BOUND + Duration::from_millis(100));
+    }
+}
+
+/// Everything the server's stores hold, as bytes, whichever backend the suite runs on (SQLite
+/// files; PostgreSQL rows as text; Redis keys and hash fields of this server's prefix).
+pub fn storage_dump(s: &Server) -> Vec<u8> {
+    let b = backend();
+    let mut out = Vec::new();
+    if b == "sqlite" {
+        for f in ["sekisho.db", "sekisho.db-wal"] {
+            if let Ok(bytes) = std::fs::read(s.data_dir().join(f)) {
+                out.extend(bytes);
+            }
+        }
+        return out;
+    }
+    let tag = backend_tag(s.dir.path());
+    let admin = pg_admin_url();
+    let root = admin
+        .rsplit_once('/')
+        .map(|(r, _)| r.to_string())
+        .unwrap_or(admin);
+    let url = format!("{root}/sekisho_t_{tag}");
+    for table in ["users", "sessions", "refresh_families"] {
+        let o = Command::new("psql")
+            .args([url.as_str(), "-tAc", &format!("SELECT * FROM {table}")])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out.extend(o.stdout);
+    }
+    if b.ends_with("+redis") {
+        let redis = std::env::var("SEKISHO_TEST_REDIS_URL").unwrap();
+        let keys = Command::new("redis-cli")
+            .args([
+                "-u",
+                &redis,
+                "--scan",
+                "--pattern",
+                &format!("sekisho-t-{tag}:*"),
+            ])
+            .output()
+            .unwrap();
+        for key in String::from_utf8_lossy(&keys.stdout).lines() {
+            out.extend(key.as_bytes());
+            out.push(b'\n');
+            let kind = Command::new("redis-cli")
+                .args(["-u", &redis, "TYPE", key])
+                .output()
+                .unwrap();
+            let cmd = if String::from_utf8_lossy(&kind.stdout).trim() == "hash" {
+                "HGETALL"
+            } else {
+                "SMEMBERS"
+            };
+            let v = Command::new("redis-cli")
+                .args(["-u", &redis, cmd, key])
+                .output()
+                .unwrap();
+            out.extend(v.stdout);
+        }
+    }
+    out
 }

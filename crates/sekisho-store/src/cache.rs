@@ -1,0 +1,281 @@
+//! A short-lived, per-instance read cache in front of the user and session stores, so the
+//! identity check on an API call costs a hash-map lookup instead of a database round trip.
+//!
+//! Consistency: every change made through this instance removes the affected entries at once
+//! (a logout, password change, deactivation or profile edit is seen by this instance's next
+//! request). Changes made by *another* process (another instance, the CLI) are seen after at
+//! most `cache.ttl` (default 250 ms, capped at 1 s); `cache.ttl = 0` turns the cache off.
+
+use async_trait::async_trait;
+use sekisho_core::clock::{Clock, Timestamp};
+use sekisho_core::session::SessionRecord;
+use sekisho_core::store::{SessionStore, StoreResult, UserStore};
+use sekisho_core::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SHARDS: usize = 16;
+
+/// A sharded map whose entries expire `ttl` after they were fetched. Bounded: a shard that
+/// reaches its share of `capacity` drops its expired entries, or all of them if none expired.
+pub struct TtlCache<K, V> {
+    shards: Vec<Mutex<HashMap<K, (V, Timestamp)>>>,
+    hasher: RandomState,
+    ttl: Duration,
+    per_shard: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
+    pub fn new(ttl: Duration, capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        TtlCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            ttl,
+            per_shard: (capacity / SHARDS).max(1),
+            clock,
+        }
+    }
+
+    fn shard(&self, k: &K) -> &Mutex<HashMap<K, (V, Timestamp)>> {
+        &self.shards[(self.hasher.hash_one(k) as usize) % SHARDS]
+    }
+
+    pub fn get(&self, k: &K) -> Option<V> {
+        let now = self.clock.now();
+        let map = self.shard(k).lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(k) {
+            Some((v, at)) if now < at.plus(self.ttl) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&self, k: K, v: V) {
+        let now = self.clock.now();
+        let mut map = self.shard(&k).lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.per_shard {
+            let ttl = self.ttl;
+            map.retain(|_, (_, at)| now < at.plus(ttl));
+            if map.len() >= self.per_shard {
+                map.clear();
+            }
+        }
+        map.insert(k, (v, now));
+    }
+
+    pub fn remove(&self, k: &K) {
+        self.shard(k)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(k);
+    }
+
+    /// Removes every entry whose value matches (rare operations such as "end all sessions").
+    pub fn remove_where(&self, f: impl Fn(&V) -> bool) {
+        for s in &self.shards {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, (v, _)| !f(v));
+        }
+    }
+}
+
+/// Users by id, cached; every write through this store invalidates the user.
+pub struct CachedUsers {
+    inner: Arc<dyn UserStore>,
+    by_id: TtlCache<UserId, User>,
+}
+
+impl CachedUsers {
+    pub fn new(inner: Arc<dyn UserStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        CachedUsers {
+            inner,
+            by_id: TtlCache::new(ttl, 100_000, clock),
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for CachedUsers {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn create_user(&self, user: &NewUser, hash: &str, now: Timestamp) -> StoreResult<User> {
+        self.inner.create_user(user, hash, now).await
+    }
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<StoredUser>> {
+        // Logins read the password hash fresh: never from the cache.
+        self.inner.user_by_username(username).await
+    }
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        if let Some(u) = self.by_id.get(&id) {
+            return Ok(Some(u));
+        }
+        let u = self.inner.user_by_id(id).await?;
+        if let Some(u) = &u {
+            self.by_id.insert(id, u.clone());
+        }
+        Ok(u)
+    }
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
+        self.by_id.remove(&id);
+        self.inner.set_password_hash(id, hash).await
+    }
+    async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool> {
+        self.by_id.remove(&id);
+        let r = self.inner.set_active(id, active).await;
+        self.by_id.remove(&id);
+        r
+    }
+    async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
+        self.inner.record_login(id, now).await
+    }
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.inner.list_users().await
+    }
+    async fn update_profile(
+        &self,
+        id: UserId,
+        update: &ProfileUpdate,
+    ) -> StoreResult<Option<User>> {
+        self.by_id.remove(&id);
+        let r = self.inner.update_profile(id, update).await;
+        self.by_id.remove(&id);
+        r
+    }
+}
+
+/// Sessions by id hash, cached; deletions and renewals through this store invalidate.
+pub struct CachedSessions {
+    inner: Arc<dyn SessionStore>,
+    by_hash: TtlCache<String, SessionRecord>,
+}
+
+impl CachedSessions {
+    pub fn new(inner: Arc<dyn SessionStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        CachedSessions {
+            inner,
+            by_hash: TtlCache::new(ttl, 200_000, clock),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedSessions {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        self.inner.create_session(s).await
+    }
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let key = id_hash.to_string();
+        if let Some(s) = self.by_hash.get(&key) {
+            return Ok(Some(s));
+        }
+        let s = self.inner.session(id_hash).await?;
+        if let Some(s) = &s {
+            self.by_hash.insert(key, s.clone());
+        }
+        Ok(s)
+    }
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+        idle: Timestamp,
+        older_than: Timestamp,
+    ) -> StoreResult<bool> {
+        let r = self
+            .inner
+            .touch_session(id_hash, now, idle, older_than)
+            .await;
+        self.by_hash.remove(&id_hash.to_string());
+        r
+    }
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
+        self.by_hash.remove(&id_hash.to_string());
+        let r = self.inner.delete_session(id_hash).await;
+        self.by_hash.remove(&id_hash.to_string());
+        r
+    }
+    async fn delete_session_by_public_id(
+        &self,
+        user: UserId,
+        public_id: &str,
+    ) -> StoreResult<bool> {
+        let r = self
+            .inner
+            .delete_session_by_public_id(user, public_id)
+            .await;
+        self.by_hash.remove_where(|s| s.public_id == public_id);
+        r
+    }
+    async fn list_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
+        self.inner.list_sessions(user).await
+    }
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
+        let r = self.inner.delete_user_sessions(user, keep).await;
+        self.by_hash
+            .remove_where(|s| s.user_id == user && Some(s.id_hash.as_str()) != keep);
+        r
+    }
+    async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        self.by_hash.remove_where(|s| !s.is_live(now));
+        self.inner.purge_expired_sessions(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sekisho_core::clock::ManualClock;
+
+    #[test]
+    fn entries_expire_after_the_ttl_and_the_map_stays_bounded() {
+        let clock = ManualClock::at(Timestamp(1_000));
+        let c: TtlCache<u32, &str> =
+            TtlCache::new(Duration::from_millis(250), 32, Arc::new(clock.clone()));
+        c.insert(1, "a");
+        assert_eq!(c.get(&1), Some("a"));
+        clock.advance(Duration::from_millis(249));
+        assert_eq!(c.get(&1), Some("a"));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(c.get(&1), None);
+        for i in 0..10_000 {
+            c.insert(i, "x");
+        }
+        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(total <= 32, "bounded: {total}");
+        c.insert(7, "y");
+        c.remove_where(|v| *v == "y");
+        assert_eq!(c.get(&7), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cached_stores_pass_the_conformance_suite() {
+        // Writes through the cache must be visible at once: the suite reads after every write.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/c.db", dir.path().display());
+        let s = Arc::new(
+            crate::sqlite::SqliteStore::connect(&url, 4, Duration::from_secs(5))
+                .await
+                .unwrap(),
+        );
+        s.migrate().await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(sekisho_core::clock::SystemClock);
+        let users = Arc::new(CachedUsers::new(
+            s.clone(),
+            Duration::from_secs(1),
+            clock.clone(),
+        ));
+        let sessions = Arc::new(CachedSessions::new(
+            s.clone(),
+            Duration::from_secs(1),
+            clock,
+        ));
+        crate::conformance::run_all(users, s, sessions, crate::conformance::Expiry::Purge).await;
+    }
+}
