@@ -151,16 +151,17 @@ async fn presented_refresh(
 ) -> Result<(String, bool), ApiError> {
     if let Some(name) = &s.http.refresh_cookie
         && !input.0.contains_key("refresh")
-            && let Some(token) = cookies::get(&parts.headers, name).filter(|t| !t.is_empty()) {
-                let meta = request::meta(parts, &s.http);
-                let binding = match cookies::get(&parts.headers, &s.http.session_cookie) {
-                    Some(c) => s.auth.resolve_session(c).await?.map(|a| a.record.id_hash),
-                    None => None,
-                }
-                .unwrap_or_else(|| sekisho_core::csrf::ANONYMOUS.to_string());
-                csrf::enforce(&parts.headers, &meta, s, &binding)?;
-                return Ok((token.to_string(), true));
-            }
+        && let Some(token) = cookies::get(&parts.headers, name).filter(|t| !t.is_empty())
+    {
+        let meta = request::meta(parts, &s.http);
+        let binding = match cookies::get(&parts.headers, &s.http.session_cookie) {
+            Some(c) => s.auth.resolve_session(c).await?.map(|a| a.record.id_hash),
+            None => None,
+        }
+        .unwrap_or_else(|| sekisho_core::csrf::ANONYMOUS.to_string());
+        csrf::enforce(&parts.headers, &meta, s, &binding)?;
+        return Ok((token.to_string(), true));
+    }
     let [token] = input.strings([("refresh", Trim::Yes)])?;
     Ok((token, false))
 }

@@ -160,23 +160,7 @@ impl Server {
 
     /// Runs a CLI command against this server's config, with `stdin` piped in.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run sekisho cli");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        settle_after_cli(args);
-        out
+        self.cli_env(&[], args, stdin)
     }
 
     pub fn create_user(&self, name: &str, password: &str) {
