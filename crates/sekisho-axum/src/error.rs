@@ -48,6 +48,12 @@ fn detail_code(detail: String, code: &str) -> Value {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::Auth(AuthError::Throttled(w)) => {
+                Some(w.as_secs() + u64::from(w.subsec_nanos() > 0))
+            }
+            _ => None,
+        };
         let (status, body) = match self {
             ApiError::Auth(e) => auth_error(e),
             ApiError::Fields(m) => (StatusCode::BAD_REQUEST, Value::Object(m)),
@@ -80,7 +86,12 @@ impl IntoResponse for ApiError {
                 json!({ "detail": AuthError::NotAuthenticated.to_string() }),
             ),
         };
-        json_response(status, body)
+        let mut res = json_response(status, body);
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        res
     }
 }
 
@@ -120,6 +131,13 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
         e @ PermissionDenied => (StatusCode::FORBIDDEN, json!({ "detail": e.to_string() })),
         Invalid(msg) => (StatusCode::BAD_REQUEST, json!({ "detail": msg })),
         Conflict(msg) => (StatusCode::CONFLICT, json!({ "detail": msg })),
+        Throttled(wait) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "detail": format!("Request was throttled. Expected available in {secs} seconds.") }),
+            )
+        }
         Unavailable(reason) => {
             tracing::error!(%reason, "storage unavailable; failing closed");
             (

@@ -175,7 +175,8 @@ async fn split_input(s: &AppState, req: Request) -> Result<(Parts, Input), ApiEr
 async fn obtain(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, input) = split_input(&s, req).await?;
     let [username, password] = input.strings([("username", Trim::Yes), ("password", Trim::No)])?;
-    let pair = s.auth.obtain_pair(&username, &password).await?;
+    let ip = request::meta(&parts, &s.http).client_ip;
+    let pair = s.auth.obtain_pair(&username, &password, &ip).await?;
     Ok(match &s.http.refresh_cookie {
         Some(name) => {
             let mut headers = HeaderMap::new();

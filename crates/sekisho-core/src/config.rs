@@ -24,6 +24,30 @@ pub struct Config {
     pub auth: AuthConfig,
     pub passwords: PasswordsConfig,
     pub cache: CacheConfig,
+    pub throttle: ThrottleConfig,
+}
+
+/// Brute-force protection of the login endpoints (0 disables a limit).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleConfig {
+    #[serde(deserialize_with = "de::u64")]
+    pub max_failures_per_account: u64,
+    #[serde(deserialize_with = "de::u64")]
+    pub max_failures_per_ip: u64,
+    pub window: Dur,
+    pub lockout: Dur,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            max_failures_per_account: 10,
+            max_failures_per_ip: 100,
+            window: Dur::secs(300),
+            lockout: Dur::secs(60),
+        }
+    }
 }
 
 /// The per-instance read cache of users and sessions.

@@ -34,6 +34,9 @@ pub enum AuthError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many failed logins: try again after the given time.
+    #[error("Request was throttled.")]
+    Throttled(std::time::Duration),
     /// Storage is down or slow: fail closed.
     #[error("service temporarily unavailable")]
     Unavailable(String),

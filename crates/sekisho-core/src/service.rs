@@ -101,6 +101,7 @@ pub struct AuthService {
     pub clock: Arc<dyn Clock>,
     pub settings: TokenSettings,
     pub session_settings: SessionSettings,
+    pub throttle: crate::throttle::LoginThrottle,
 }
 
 /// A session just created by a login.
@@ -135,7 +136,29 @@ impl AuthService {
 
     /// Checks a username and password. Unknown users and inactive users cost one full hash
     /// check too, and all failures look the same to the caller.
-    pub async fn check_password(&self, username: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<User, AuthError> {
+        self.throttle
+            .check(username, client_ip)
+            .map_err(AuthError::Throttled)?;
+        let result = self.check_password_unthrottled(username, password).await;
+        match &result {
+            Ok(_) => self.throttle.record_success(username),
+            Err(AuthError::InvalidCredentials) => self.throttle.record_failure(username, client_ip),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn check_password_unthrottled(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<User, AuthError> {
         let stored = self.users.user_by_username(username).await?;
         let hash = stored.as_ref().map(|s| s.password_hash.as_str());
         let verdict = self.passwords.verify(password, hash).await;
@@ -166,8 +189,9 @@ impl AuthService {
         &self,
         username: &str,
         password: &str,
+        client_ip: &str,
     ) -> Result<TokenPair, AuthError> {
-        let user = self.check_password(username, password).await?;
+        let user = self.check_password(username, password, client_ip).await?;
         self.issue_pair(&user).await
     }
 
@@ -458,7 +482,7 @@ impl AuthService {
         device: Device,
         previous_cookie: Option<&str>,
     ) -> Result<NewSession, AuthError> {
-        let user = self.check_password(username, password).await?;
+        let user = self.check_password(username, password, &device.ip).await?;
         if let Some(prev) = previous_cookie.filter(|c| plausible_session_id(c)) {
             self.sessions.delete_session(&hash_session_id(prev)).await?;
         }

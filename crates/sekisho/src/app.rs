@@ -8,6 +8,7 @@ use sekisho_core::csrf::CsrfKey;
 use sekisho_core::password::Passwords;
 use sekisho_core::service::TokenSettings;
 use sekisho_core::session::SessionSettings;
+use sekisho_core::throttle::LoginThrottle;
 use sekisho_core::token::TokenPolicy;
 use sekisho_core::{AuthService, Config};
 use sekisho_store::Stores;
@@ -46,6 +47,7 @@ pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {
         clock: Arc::new(SystemClock),
         settings: TokenSettings::from(&config.jwt),
         session_settings: SessionSettings::from(&config.sessions),
+        throttle: LoginThrottle::new(&config.throttle, Arc::new(SystemClock)),
     }))
 }
 

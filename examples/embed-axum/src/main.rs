@@ -208,6 +208,10 @@ pub async fn build(config: &Config, key: &[u8]) -> Result<(Router, Arc<AuthServi
         clock: Arc::new(SystemClock),
         settings: TokenSettings::from(&config.jwt),
         session_settings: SessionSettings::from(&config.sessions),
+        throttle: sekisho_core::throttle::LoginThrottle::new(
+            &config.throttle,
+            Arc::new(SystemClock),
+        ),
     });
     let state = AppState {
         auth: auth.clone(),
