@@ -76,6 +76,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Csrf(reason) => {
                 tracing::info!(%reason, "CSRF check failed");
+                metrics::counter!("sekisho_csrf_failures_total").increment(1);
                 (
                     StatusCode::FORBIDDEN,
                     json!({ "detail": format!("CSRF Failed: {reason}") }),

@@ -42,7 +42,13 @@ use std::sync::Arc;
 pub struct AppState {
     pub auth: Arc<AuthService>,
     pub http: Arc<HttpSettings>,
+    /// Renders the Prometheus exposition for `GET /metrics`; `None` (e.g. when the embedding
+    /// application exports metrics itself) makes that path a 404.
+    pub metrics: Option<MetricsRender>,
 }
+
+/// A function rendering the current metrics in the Prometheus text format.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// HTTP-only settings taken from config once.
 #[derive(Clone, Debug)]

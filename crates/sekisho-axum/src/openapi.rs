@@ -19,6 +19,7 @@ pub const PATHS: &[&str] = &[
     "/api/auth/logout-all/",
     "/healthz",
     "/readyz",
+    "/metrics",
     "/api/openapi.json",
 ];
 

@@ -37,6 +37,7 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
         "/api/auth/logout-all/" => post(session_routes::logout_all),
         "/healthz" => get(healthz),
         "/readyz" => get(readyz),
+        "/metrics" => get(metrics_text),
         "/api/openapi.json" => get(openapi_json),
         other => unreachable!("documented path {other} has no handler"),
     }
@@ -65,6 +66,7 @@ pub async fn api_fallback() -> ApiError {
 pub fn service_layers(router: Router) -> Router {
     router
         .layer(middleware::from_fn(json_method_not_allowed))
+        .layer(middleware::from_fn(record_request))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
@@ -95,6 +97,31 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     req.headers_mut().insert("x-request-id", id.clone());
     let mut res = next.run(req).await;
     res.headers_mut().insert("x-request-id", id);
+    res
+}
+
+/// Request count and latency by method and status class (low cardinality on purpose: paths
+/// and users never become labels).
+async fn record_request(req: Request, next: Next) -> Response {
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::PUT => "PUT",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let class = match res.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::histogram!("sekisho_http_request_duration_seconds", "method" => method, "status" => class)
+        .record(started.elapsed().as_secs_f64());
     res
 }
 
@@ -263,6 +290,17 @@ async fn readyz(State(s): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({ "status": "unavailable", "detail": "storage is not reachable" }),
         ),
+    }
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    match &s.metrics {
+        Some(render) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            render(),
+        )
+            .into_response(),
+        None => ApiError::NotFound.into_response(),
     }
 }
 

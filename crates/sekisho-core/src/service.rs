@@ -142,13 +142,20 @@ impl AuthService {
         password: &str,
         client_ip: &str,
     ) -> Result<User, AuthError> {
-        self.throttle
-            .check(username, client_ip)
-            .map_err(AuthError::Throttled)?;
+        if let Err(wait) = self.throttle.check(username, client_ip) {
+            metrics::counter!("sekisho_logins_total", "result" => "throttled").increment(1);
+            return Err(AuthError::Throttled(wait));
+        }
         let result = self.check_password_unthrottled(username, password).await;
         match &result {
-            Ok(_) => self.throttle.record_success(username),
-            Err(AuthError::InvalidCredentials) => self.throttle.record_failure(username, client_ip),
+            Ok(_) => {
+                self.throttle.record_success(username);
+                metrics::counter!("sekisho_logins_total", "result" => "success").increment(1);
+            }
+            Err(AuthError::InvalidCredentials) => {
+                self.throttle.record_failure(username, client_ip);
+                metrics::counter!("sekisho_logins_total", "result" => "failure").increment(1);
+            }
             Err(_) => {}
         }
         result
@@ -281,6 +288,18 @@ impl AuthService {
             })
             .await?;
         let access = || self.sign_access(&uid, &family, now);
+        let label = match &outcome {
+            RotateOutcome::Rotated(_) => "rotated",
+            RotateOutcome::Grace(_) => "grace",
+            RotateOutcome::Unchanged(_) => "unchanged",
+            RotateOutcome::ReuseDetected => "reuse",
+            RotateOutcome::Revoked | RotateOutcome::NotFound => "revoked",
+            RotateOutcome::Expired => "expired",
+        };
+        metrics::counter!("sekisho_refreshes_total", "outcome" => label).increment(1);
+        if label == "reuse" {
+            metrics::counter!("sekisho_reuse_detections_total").increment(1);
+        }
         match outcome {
             RotateOutcome::Rotated(s) => Ok(Refreshed {
                 access: access(),

@@ -55,6 +55,7 @@ pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
     let state = AppState {
         auth,
         http: Arc::new(HttpSettings::from_config(config)),
+        metrics: Some(metrics_recorder()),
     };
     let app = Router::new().merge(sekisho_axum::router(state.clone()));
     let app = match &config.server.static_dir {
@@ -66,6 +67,31 @@ pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
         None => app.fallback(sekisho_axum::api_fallback),
     };
     sekisho_axum::service_layers(app)
+}
+
+/// Installs the process-wide Prometheus recorder (once) and returns its renderer.
+fn metrics_recorder() -> sekisho_axum::MetricsRender {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    let handle = HANDLE.get_or_init(|| {
+        let buckets = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ];
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    "sekisho_http_request_duration_seconds".into(),
+                ),
+                &buckets,
+            )
+            .ok()?
+            .install_recorder()
+            .ok()
+    });
+    match handle.clone() {
+        Some(h) => Arc::new(move || h.render()),
+        None => Arc::new(String::new),
+    }
 }
 
 /// Deletes expired refresh families in the background: state stays bounded without an

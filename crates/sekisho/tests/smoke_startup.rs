@@ -16,3 +16,37 @@ async fn fresh_start_generates_a_private_key_and_serves_health() {
     );
     assert!(std::fs::read(&key).unwrap().len() >= 32);
 }
+
+#[tokio::test]
+async fn metrics_count_logins_refreshes_and_csrf_failures() {
+    let s = Server::start(&[]);
+    s.create_user("m", PASSWORD);
+    let (_, refresh) = s.token_pair("m", PASSWORD).await;
+    let wrong = s
+        .post_json(
+            "/api/token/",
+            serde_json::json!({"username": "m", "password": "nope"}),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let r = s
+        .post_json(
+            "/api/token/refresh/",
+            serde_json::json!({"refresh": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let m = s.send(reqwest::Method::GET, "/metrics", &[], None).await;
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = m.body.as_str().expect("text body").to_string();
+    for needle in [
+        "sekisho_logins_total{result=\"success\"} 1",
+        "sekisho_logins_total{result=\"failure\"} 1",
+        "sekisho_refreshes_total{outcome=\"rotated\"} 1",
+        "sekisho_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in:\n{text}");
+    }
+    assert!(!text.contains(&refresh), "no secrets in metrics");
+}

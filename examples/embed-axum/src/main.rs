@@ -216,6 +216,7 @@ pub async fn build(config: &Config, key: &[u8]) -> Result<(Router, Arc<AuthServi
     let state = AppState {
         auth: auth.clone(),
         http: Arc::new(HttpSettings::from_config(config)),
+        metrics: None,
     };
     let demo = Demo {
         auth: state.clone(),
