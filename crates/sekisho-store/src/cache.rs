@@ -8,8 +8,9 @@
 
 use async_trait::async_trait;
 use sekisho_core::clock::{Clock, Timestamp};
+use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use sekisho_core::session::SessionRecord;
-use sekisho_core::store::{SessionStore, StoreResult, UserStore};
+use sekisho_core::store::{FamilyStore, SessionStore, StoreResult, UserStore};
 use sekisho_core::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -228,6 +229,75 @@ impl SessionStore for CachedSessions {
     }
 }
 
+/// Refresh families by id, cached for `verify` and strict access checks. Rotation itself always
+/// runs on the store (it is the atomic compare-and-swap); every write through this instance
+/// drops the affected entries.
+pub struct CachedFamilies {
+    inner: Arc<dyn FamilyStore>,
+    by_id: TtlCache<String, FamilyRecord>,
+}
+
+impl CachedFamilies {
+    pub fn new(inner: Arc<dyn FamilyStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        CachedFamilies {
+            inner,
+            by_id: TtlCache::new(ttl, 200_000, clock),
+        }
+    }
+}
+
+#[async_trait]
+impl FamilyStore for CachedFamilies {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn create_family(&self, f: &FamilyRecord) -> StoreResult<bool> {
+        let r = self.inner.create_family(f).await;
+        self.by_id.remove(&f.id);
+        r
+    }
+    async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {
+        let key = id.to_string();
+        if let Some(f) = self.by_id.get(&key) {
+            return Ok(Some(f));
+        }
+        let f = self.inner.family(id).await?;
+        if let Some(f) = &f {
+            self.by_id.insert(key, f.clone());
+        }
+        Ok(f)
+    }
+    async fn rotate(&self, request: &RotateRequest) -> StoreResult<RotateOutcome> {
+        let r = self.inner.rotate(request).await;
+        self.by_id.remove(&request.family_id);
+        r
+    }
+    async fn revoke_family(
+        &self,
+        id: &str,
+        now: Timestamp,
+        reason: &str,
+    ) -> StoreResult<RevokeOutcome> {
+        let r = self.inner.revoke_family(id, now, reason).await;
+        self.by_id.remove(&id.to_string());
+        r
+    }
+    async fn revoke_user_families(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let r = self.inner.revoke_user_families(user, now, reason).await;
+        self.by_id.remove_where(|f| f.user_id == user);
+        r
+    }
+    async fn purge_expired_families(&self, now: Timestamp) -> StoreResult<u64> {
+        self.by_id.remove_where(|f| f.current_exp < now.secs());
+        self.inner.purge_expired_families(now).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,8 +344,14 @@ mod tests {
         let sessions = Arc::new(CachedSessions::new(
             s.clone(),
             Duration::from_secs(1),
-            clock,
+            clock.clone(),
         ));
-        crate::conformance::run_all(users, s, sessions, crate::conformance::Expiry::Purge).await;
+        let families = Arc::new(CachedFamilies::new(
+            s,
+            Duration::from_secs(1),
+            clock.clone(),
+        ));
+        crate::conformance::run_all(users, families, sessions, crate::conformance::Expiry::Purge)
+            .await;
     }
 }

@@ -67,7 +67,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
     }
     Ok(Stores {
         users: Arc::new(cache::CachedUsers::new(users, ttl, clock.clone())),
-        families,
+        families: Arc::new(cache::CachedFamilies::new(families, ttl, clock.clone())),
         sessions: Arc::new(cache::CachedSessions::new(sessions, ttl, clock)),
     })
 }

@@ -13,6 +13,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL handles concurrent writers itself.
+    writer: PgPool,
     deadline: Duration,
 }
 
@@ -31,7 +33,11 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        Ok(PgStore { pool, deadline })
+        Ok(PgStore {
+            writer: pool.clone(),
+            pool,
+            deadline,
+        })
     }
 
     /// Applies pending migrations; safe to run on every start and from several instances at

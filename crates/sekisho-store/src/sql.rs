@@ -4,7 +4,8 @@
 //! [`impl_sql_stores!`], which writes the three trait implementations for a store type.
 
 /// Implements `UserStore`, `FamilyStore` and `SessionStore` for `$store` (a struct with
-/// `pool: sqlx::Pool<$db>` and `deadline: Duration`).
+/// `pool` for reads, `writer` for writes — the same pool, or for SQLite a single connection so
+/// that writers queue in-process instead of sleeping in SQLite's busy handler — and `deadline`).
 ///
 /// * `begin`: the statement that opens the rotation transaction, taking the write lock first
 ///   (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `BEGIN`);
@@ -112,7 +113,7 @@ macro_rules! impl_sql_stores {
         #[async_trait]
         impl UserStore for $store {
             async fn ping(&self) -> StoreResult<()> {
-                bounded(self.deadline, sqlx::query("SELECT 1").execute(&self.pool)).await?;
+                bounded(self.deadline, sqlx::query("SELECT 1").fetch_optional(&self.pool)).await?;
                 Ok(())
             }
 
@@ -129,7 +130,7 @@ macro_rules! impl_sql_stores {
                     .bind(user.is_staff)
                     .bind(user.is_superuser)
                     .bind(now.millis())
-                    .fetch_one(&self.pool),
+                    .fetch_one(&self.writer),
                 )
                 .await
                 .map_err(|e| match e {
@@ -168,7 +169,7 @@ macro_rules! impl_sql_stores {
             async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
                 let r = bounded(
                     self.deadline,
-                    sqlx::query("UPDATE users SET password = $1 WHERE id = $2").bind(hash).bind(id).execute(&self.pool),
+                    sqlx::query("UPDATE users SET password = $1 WHERE id = $2").bind(hash).bind(id).execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -177,7 +178,7 @@ macro_rules! impl_sql_stores {
             async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool> {
                 let r = bounded(
                     self.deadline,
-                    sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2").bind(active).bind(id).execute(&self.pool),
+                    sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2").bind(active).bind(id).execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -186,7 +187,7 @@ macro_rules! impl_sql_stores {
             async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
                 bounded(
                     self.deadline,
-                    sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2").bind(now.millis()).bind(id).execute(&self.pool),
+                    sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2").bind(now.millis()).bind(id).execute(&self.writer),
                 )
                 .await?;
                 Ok(())
@@ -212,7 +213,7 @@ macro_rules! impl_sql_stores {
                     .bind(&u.first_name)
                     .bind(&u.last_name)
                     .bind(id)
-                    .execute(&self.pool),
+                    .execute(&self.writer),
                 )
                 .await?;
                 self.user_by_id(id).await
@@ -244,7 +245,7 @@ macro_rules! impl_sql_stores {
                     .bind(f.created_at.millis())
                     .bind(f.absolute_exp)
                     .bind(f.revoked_at.map(|t| t.millis()))
-                    .execute(&self.pool),
+                    .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -261,7 +262,7 @@ macro_rules! impl_sql_stores {
 
             async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
                 let work = async {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     let row = sqlx::query($lock).bind(&req.family_id).fetch_optional(&mut *tx).await?;
                     let record = row.as_ref().map(family_from_row);
                     let (outcome, write) = decide_rotation(record.as_ref(), req);
@@ -308,7 +309,7 @@ macro_rules! impl_sql_stores {
                     .bind(now.millis())
                     .bind(reason)
                     .bind(id)
-                    .execute(&self.pool),
+                    .execute(&self.writer),
                 )
                 .await?;
                 if r.rows_affected() == 1 {
@@ -330,7 +331,7 @@ macro_rules! impl_sql_stores {
                     .bind(now.millis())
                     .bind(reason)
                     .bind(user)
-                    .execute(&self.pool),
+                    .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected())
@@ -341,7 +342,7 @@ macro_rules! impl_sql_stores {
                     self.deadline,
                     sqlx::query("DELETE FROM refresh_families WHERE current_exp < $1")
                         .bind(sekisho_core::family::purgeable_before(now))
-                        .execute(&self.pool),
+                        .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected())
@@ -371,7 +372,7 @@ macro_rules! impl_sql_stores {
                     .bind(s.absolute_expires_at.millis())
                     .bind(&s.user_agent)
                     .bind(&s.ip)
-                    .execute(&self.pool),
+                    .execute(&self.writer),
                 )
                 .await?;
                 Ok(())
@@ -403,7 +404,7 @@ macro_rules! impl_sql_stores {
                     .bind(idle_expires_at.millis())
                     .bind(id_hash)
                     .bind(older_than.millis())
-                    .execute(&self.pool),
+                    .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -412,7 +413,7 @@ macro_rules! impl_sql_stores {
             async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
                 let r = bounded(
                     self.deadline,
-                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool),
+                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -424,7 +425,7 @@ macro_rules! impl_sql_stores {
                     sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND public_id = $2")
                         .bind(user)
                         .bind(public_id)
-                        .execute(&self.pool),
+                        .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -448,7 +449,7 @@ macro_rules! impl_sql_stores {
                     sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
                         .bind(user)
                         .bind(keep.unwrap_or(""))
-                        .execute(&self.pool),
+                        .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected())
@@ -459,7 +460,7 @@ macro_rules! impl_sql_stores {
                     self.deadline,
                     sqlx::query("DELETE FROM sessions WHERE idle_expires_at_ms <= $1 OR absolute_expires_at_ms <= $1")
                         .bind(now.millis())
-                        .execute(&self.pool),
+                        .execute(&self.writer),
                 )
                 .await?;
                 Ok(r.rows_affected())

@@ -15,6 +15,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for every write: SQLite has a single writer anyway, and queueing here is
+    /// far cheaper than contending for its lock (whose busy handler sleeps).
+    writer: SqlitePool,
     deadline: Duration,
 }
 
@@ -40,12 +43,24 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(deadline)
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open the SQLite database: {e}"))
+            })?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(deadline)
             .connect_with(opts)
             .await
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot open the SQLite database: {e}"))
             })?;
-        Ok(SqliteStore { pool, deadline })
+        Ok(SqliteStore {
+            pool,
+            writer,
+            deadline,
+        })
     }
 
     /// Applies pending migrations; safe to run on every start.

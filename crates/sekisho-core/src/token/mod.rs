@@ -177,7 +177,12 @@ impl TokenPolicy {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(Invalid);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid)?;
+        // One parse: `decode` checks the signature and that the header's `alg` is the
+        // configured one, and hands back the header for the remaining checks.
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.signature_only)
+                .map_err(|_| Invalid)?;
+        let header = &data.header;
         // Header fields that name another key (or demand extensions we do not implement) could
         // steer verification to an attacker's key; the configured key is the only key.
         if header.alg != self.algorithm
@@ -189,9 +194,6 @@ impl TokenPolicy {
         {
             return Err(Invalid);
         }
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.signature_only)
-                .map_err(|_| Invalid)?;
         let c = data.claims;
         let now_s = now.secs();
         let exp = match c.get("exp") {
