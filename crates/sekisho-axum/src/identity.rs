@@ -20,16 +20,28 @@ use sekisho_core::session::SessionRecord;
 use sekisho_core::token::Claims;
 use sekisho_core::user::User;
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// How the caller proved who they are.
 #[derive(Clone, Debug)]
 pub enum Identity {
-    Bearer { user: User, claims: Claims },
-    Session { user: User, session: SessionRecord },
+    // Shared, not copied: several extractors of one request see the same user.
+    Bearer {
+        user: Arc<User>,
+        claims: Arc<Claims>,
+    },
+    Session {
+        user: Arc<User>,
+        session: Arc<SessionRecord>,
+    },
 }
 
 impl Identity {
     pub fn user(&self) -> &User {
+        self.user_arc()
+    }
+
+    pub fn user_arc(&self) -> &Arc<User> {
         match self {
             Identity::Bearer { user, .. } | Identity::Session { user, .. } => user,
         }
@@ -74,8 +86,8 @@ async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Iden
         if let AuthorizationHeader::Bearer(token) = parse_authorization(value)? {
             let b = state.auth.authenticate_bearer(token).await?;
             return Ok(Some(Identity::Bearer {
-                user: b.user,
-                claims: b.claims,
+                user: Arc::new(b.user),
+                claims: Arc::new(b.claims),
             }));
         }
     }
@@ -90,15 +102,15 @@ async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Iden
         csrf::enforce(&parts.headers, &meta, state, &active.record.id_hash)?;
     }
     Ok(Some(Identity::Session {
-        user: active.user,
-        session: active.record,
+        user: Arc::new(active.user),
+        session: Arc::new(active.record),
     }))
 }
 
 /// An authenticated user; anonymous callers get 401 (or 403, per `auth.unauthenticated_status`).
 #[derive(Clone, Debug)]
 pub struct AuthUser {
-    pub user: User,
+    pub user: Arc<User>,
     pub identity: Identity,
 }
 
@@ -141,7 +153,7 @@ where
         let state = AppState::from_ref(state);
         match resolve(parts, &state).await? {
             Some(identity) => Ok(AuthUser {
-                user: identity.user().clone(),
+                user: identity.user_arc().clone(),
                 identity,
             }),
             None => Err(ApiError::NotAuthenticated {

@@ -266,17 +266,28 @@ async fn blacklist(State(s): State<AppState>, req: Request) -> Result<Response, 
 /// The user in the shape a Django SPA expects (`id, username, email, first_name, last_name,
 /// is_staff, is_superuser, groups, permissions`).
 pub fn user_json(u: &sekisho_core::user::User) -> Value {
-    json!({
-        "id": u.id,
-        "username": u.username,
-        "email": u.email,
-        "first_name": u.first_name,
-        "last_name": u.last_name,
-        "is_staff": u.is_staff,
-        "is_superuser": u.is_superuser,
-        "groups": u.groups,
-        "permissions": u.permissions,
-    })
+    serde_json::to_value(UserView(u)).unwrap_or(Value::Null)
+}
+
+/// The user serialised straight to the response (no intermediate JSON tree on the hot path).
+pub struct UserView<'a>(pub &'a sekisho_core::user::User);
+
+impl serde::Serialize for UserView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let u = self.0;
+        let mut m = s.serialize_struct("User", 9)?;
+        m.serialize_field("id", &u.id)?;
+        m.serialize_field("username", &u.username)?;
+        m.serialize_field("email", &u.email)?;
+        m.serialize_field("first_name", &u.first_name)?;
+        m.serialize_field("last_name", &u.last_name)?;
+        m.serialize_field("is_staff", &u.is_staff)?;
+        m.serialize_field("is_superuser", &u.is_superuser)?;
+        m.serialize_field("groups", &u.groups)?;
+        m.serialize_field("permissions", &u.permissions)?;
+        m.end()
+    }
 }
 
 async fn healthz() -> Json<Value> {
