@@ -18,6 +18,7 @@ Settings come from the environment (defaults in brackets):
                                direct (family rows written to the store, tokens signed here),
                                auto (http when it takes at most BENCH_POOL_HTTP_BUDGET [45] s)
   BENCH_GUNICORN_WORKERS [2 x CPUs]
+  BENCH_FLOOD_DURATION [6s]    length of each login-flood measurement (at most BENCH_DURATION)
   BENCH_FLOOD_REFERENCE [0]    1: run the login flood against the reference stack too
   SEKISHO_TEST_POSTGRES_URL [postgres://postgres@127.0.0.1:5432/test]
   SEKISHO_TEST_REDIS_URL [redis://127.0.0.1:6379]
@@ -864,7 +865,7 @@ def median_result(runs):
 def compare(ctx, sides):
     for s in sides:
         log(f"warm-up {s.label}")
-        for w in ("floor", "bearer", "session", "verify"):
+        for w in ("floor", "bearer"):
             if w in ctx.workloads:
                 saved = ctx.duration
                 ctx.duration = 1
@@ -881,7 +882,23 @@ def compare(ctx, sides):
                 ex = " POOL EXHAUSTED" if res.get("exhausted") else ""
                 log(f"round {rnd + 1}/{ctx.rounds} {w:9s} {s.label:22s} {res['rps']:10.1f}/s "
                     f"p50 {res['p50_us'] / 1000:8.2f} ms p99 {res['p99_us'] / 1000:8.2f} ms{bad}{ex}")
-    return {s.label: {w: median_result(rs) for w, rs in s.results.items()} for s in sides}
+    out = {s.label: {w: median_result(rs) for w, rs in s.results.items()} for s in sides}
+    # Ratios are taken within each round (the two runs minutes apart at most), then the median
+    # of the rounds: drift in the machine's background load cancels out better than in a ratio
+    # of two medians.
+    ref = next((s for s in sides if s.label == "reference"), None)
+    for s in sides:
+        floor_runs = s.results.get("floor")
+        for w, runs in s.results.items():
+            m = out[s.label][w]
+            if floor_runs:
+                key = "requests_per_s" if w == "pageload" else "rps"
+                m["of_floor"] = statistics.median(
+                    r[key] / f["rps"] for r, f in zip(runs, floor_runs) if f["rps"])
+            if ref is not None and s is not ref and w in ref.results:
+                m["x_ref"] = statistics.median(
+                    r["rps"] / x["rps"] for r, x in zip(runs, ref.results[w]) if x["rps"])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -892,7 +909,7 @@ def flood(ctx, side):
     """Twice: with the default configuration (login throttling answers a flood from one address
     with 429 before hashing), and with throttling disabled so that every wrong password is
     really hashed. Each time: p99 of bearer and session calls alone, then under the flood."""
-    d = ctx.duration
+    d = min(ctx.duration, ctx.flood_duration)
 
     def measure(tag, with_flood):
         base = side.server.base
@@ -900,8 +917,12 @@ def flood(ctx, side):
         files = {k: ctx.work / f"flood-{side.label}-{tag}-{k}-{with_flood}.txt"
                  for k in ("bearer", "session", "flood")}
         procs = []
-        if with_flood:
+        if with_flood == "login":
             procs.append(spawn_wrk(ctx, base, "flood.lua", "/api/token/", {"BENCH_USERNAME": USER},
+                                   d + 3, 64, 1, "60s", open(files["flood"], "w")))
+            time.sleep(1.5)
+        elif with_flood == "floor":
+            procs.append(spawn_wrk(ctx, base, "get.lua", "/healthz", {"BENCH_PATH": "/healthz"},
                                    d + 3, 64, 1, "60s", open(files["flood"], "w")))
             time.sleep(1.5)
         measured = [
@@ -934,8 +955,9 @@ def flood(ctx, side):
         if extra is not None:
             side.server.stop()
             side.server.start(extra=extra)
-        idle = measure(tag, False)
-        flooded = measure(tag, True)
+        idle = measure(tag, None)
+        flooded = measure(tag, "login")
+        control = measure(tag, "floor") if extra is None else None
         res = {}
         for k in ("bearer", "session"):
             res[k] = {
@@ -946,10 +968,15 @@ def flood(ctx, side):
                 "flood_rps": flooded[k]["rps"],
                 "errors": idle[k]["errors_total"] + flooded[k]["errors_total"],
             }
+            if control:
+                res[k]["control_p99_us"] = control[k]["p99_us"]
+                res[k]["control_ratio"] = control[k]["p99_us"] / max(1, idle[k]["p99_us"])
         f = flooded["flood"]
         res["flood"] = {"attempts_per_s": f["rps"], "completed": f["requests"],
                         "statuses": f.get("statuses", {}),
                         "server_threads": flooded.get("server_threads")}
+        if control:
+            res["control"] = {"requests_per_s": control["flood"]["rps"]}
         out[tag] = res
         log(f"flood {side.label} ({tag}): bearer p99 {res['bearer']['idle_p99_us'] / 1000:.2f} -> "
             f"{res['bearer']['flood_p99_us'] / 1000:.2f} ms ({res['bearer']['ratio']:.2f}x), session p99 "
@@ -1162,13 +1189,9 @@ def render(ctx, results, sides, flood_res, mem_res, facts):
             if not x:
                 row += " – | – | – | – | – |"
                 continue
-            ratio = f"{x['rps'] / r['rps']:,.1f}×" if r and r["rps"] else "–"
-            fl = results[label].get("floor")
-            if not fl:
-                of_floor = "–"
-            else:
-                v = (x["requests_per_s"] if w == "pageload" else x["rps"]) / fl["rps"]
-                of_floor = f"{v:.2f}" if v >= 0.01 else f"{v:.4f}"
+            ratio = f"{x['x_ref']:,.1f}×" if "x_ref" in x else "–"
+            v = x.get("of_floor")
+            of_floor = "–" if v is None else f"{v:.2f}" if v >= 0.01 else f"{v:.4f}"
             row += (f" {fmt_rps(x['rps'])} | {fmt_ms(x['p50_us'])} | {fmt_ms(x['p99_us'])} |"
                     f" {ratio} | {of_floor} |")
         L.append(row)
@@ -1182,31 +1205,37 @@ def render(ctx, results, sides, flood_res, mem_res, facts):
             if x.get("exhausted"):
                 notes.append(f"{label} {w}: the refresh pool ran out in some round; "
                              f"that round's rate is a lower bound")
-    L.append("\"of floor\" = the workload's req/s over the same server's `GET /healthz` req/s in this "
-             "run (for the page load: its HTTP requests/s, 11 per page). \"× ref\" = sekisho req/s ÷ "
-             "reference req/s.")
+    L.append("req/s, p50 and p99: medians of the rounds. \"of floor\": the workload's req/s over the same "
+             "server's `GET /healthz` req/s in the same round (for the page load: its HTTP requests/s, "
+             "11 per page); \"× ref\": sekisho req/s over the reference's req/s in the same round; both "
+             "the median of the rounds' ratios.")
     if notes:
         L.append("")
         L.append("Anomalies: " + "; ".join(notes) + ".")
     if flood_res:
+        fd = min(ctx.duration, ctx.flood_duration)
         L.append("")
         L.append(f"Login flood: 64 connections of wrong-password `POST /api/token/` for the account `{USER}` "
-                 f"while 8 bearer and 8 session connections measure `GET /api/auth/me/` "
-                 f"({ctx.duration:g}s), against the same measurement without the flood. \"default\": "
-                 f"login throttling on (it answers 429 before hashing once an account or address has "
-                 f"too many failures); \"throttle off\": `throttle.max_failures_per_account = 0`, "
-                 f"`throttle.max_failures_per_ip = 0`, so every attempt is an Argon2id hash.")
+                 f"while 8 bearer and 8 session connections measure `GET /api/auth/me/` ({fd:g}s), "
+                 f"against the same measurement without the flood. \"default\": login throttling on (it "
+                 f"answers 429 before hashing once an account or address has too many failures); "
+                 f"\"throttle off\": `throttle.max_failures_per_account = 0`, "
+                 f"`throttle.max_failures_per_ip = 0`, so every attempt is an Argon2id hash. Control: the "
+                 f"same 64 connections flooding `GET /healthz` instead (what request volume alone does).")
         L.append("")
         L.append("| side | config | bearer p99 idle → flood | × | session p99 idle → flood | × | "
-                 "wrong-password logins/s | answers |")
-        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+                 "wrong-password logins/s | answers | control: × under a `/healthz` flood (bearer, session) |")
+        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
         for label, per_cfg in flood_res.items():
             for tag, f in per_cfg.items():
                 b, s_ = f["bearer"], f["session"]
                 answers = ", ".join(f"{n:,} × {code}" for code, n in f["flood"]["statuses"].items())
+                control = (f"{b['control_ratio']:.2f}, {s_['control_ratio']:.2f} "
+                           f"({fmt_rps(f['control']['requests_per_s'])} req/s)"
+                           if "control_ratio" in b else "–")
                 L.append(f"| {label} | {tag} | {fmt_ms(b['idle_p99_us'])} → {fmt_ms(b['flood_p99_us'])} ms | "
                          f"{b['ratio']:.2f} | {fmt_ms(s_['idle_p99_us'])} → {fmt_ms(s_['flood_p99_us'])} ms | "
-                         f"{s_['ratio']:.2f} | {fmt_rps(f['flood']['attempts_per_s'])} | {answers} |")
+                         f"{s_['ratio']:.2f} | {fmt_rps(f['flood']['attempts_per_s'])} | {answers} | {control} |")
     if mem_res:
         L.append("")
         L.append(f"Memory (VmRSS of the sekisho process holding {ctx.memory_rows:,} live sessions and "
@@ -1251,6 +1280,7 @@ def main():
     ctx.parts = [p for p in os.environ.get("BENCH_PARTS", "compare,flood,memory").split(",") if p]
     ctx.memory_rows = int(os.environ.get("BENCH_MEMORY_ROWS", "100000"))
     ctx.memory_sample = int(os.environ.get("BENCH_MEMORY_SAMPLE", "10000"))
+    ctx.flood_duration = parse_duration(os.environ.get("BENCH_FLOOD_DURATION", "6s"))
     ctx.pool_margin = float(os.environ.get("BENCH_POOL_MARGIN", "1.4"))
     ctx.pool_source = os.environ.get("BENCH_POOL_SOURCE", "auto")
     if ctx.pool_source not in ("auto", "http", "direct"):
