@@ -500,6 +500,16 @@ class Reference:
 # Load generation.
 
 
+def wrk_result(res):
+    res["errors_total"] = sum(res["errors"].values())
+    if res.get("exhausted") and res.get("active_rps", 0) > 0:
+        # A refresh pool ran out before the end: wrk divides by the whole duration, so take the
+        # rate over the span the threads were really refreshing (recorded by refresh.lua).
+        res["rps_whole_run"] = res["rps"]
+        res["rps"] = res["active_rps"]
+    return res
+
+
 def run_wrk(ctx, base, script, path="/", env=None, duration=None, connections=None,
             threads=None, timeout="10s"):
     duration = duration or ctx.duration
@@ -515,9 +525,7 @@ def run_wrk(ctx, base, script, path="/", env=None, duration=None, connections=No
     r = subprocess.run(args, env=e, capture_output=True, text=True, timeout=duration + 120)
     for line in r.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
-            res = json.loads(line[len("BENCH_JSON "):])
-            res["errors_total"] = sum(res["errors"].values())
-            return res
+            return wrk_result(json.loads(line[len("BENCH_JSON "):]))
     raise RuntimeError(f"wrk failed ({r.returncode}): {r.stdout[-2000:]} {r.stderr[-2000:]}")
 
 
@@ -535,9 +543,7 @@ def spawn_wrk(ctx, base, script, path, env, duration, connections, threads, time
 def parse_wrk_file(path):
     for line in Path(path).read_text().splitlines():
         if line.startswith("BENCH_JSON "):
-            res = json.loads(line[len("BENCH_JSON "):])
-            res["errors_total"] = sum(res["errors"].values())
-            return res
+            return wrk_result(json.loads(line[len("BENCH_JSON "):]))
     raise RuntimeError(f"no wrk summary in {path}")
 
 
@@ -1208,16 +1214,18 @@ def render(ctx, results, sides, flood_res, mem_res, facts):
             if x["errors_total"]:
                 notes.append(f"{label} {w}: {x['errors_total']} failed requests over "
                              f"{x['requests_total']} (socket errors, timeouts or non-2xx)")
-            if x.get("exhausted"):
-                notes.append(f"{label} {w}: the refresh pool ran out in some round; "
-                             f"that round's rate is a lower bound")
+            short = [r for r in x["runs"] if r.get("exhausted")]
+            if short:
+                spans = ", ".join(f"{r.get('active_s', 0):.1f} s" for r in short)
+                notes.append(f"{label} {w}: in {len(short)} round(s) the token pool ran out before "
+                             f"the end; their rate is taken over the time it lasted ({spans})")
     L.append("req/s, p50 and p99: medians of the rounds. \"of floor\": the workload's req/s over the same "
              "server's `GET /healthz` req/s in the same round (for the page load: its HTTP requests/s, "
              "11 per page); \"× ref\": sekisho req/s over the reference's req/s in the same round; both "
              "the median of the rounds' ratios.")
     if notes:
         L.append("")
-        L.append("Anomalies: " + "; ".join(notes) + ".")
+        L.append("Notes: " + "; ".join(notes) + ".")
     if flood_res:
         fd = min(ctx.duration, ctx.flood_duration)
         L.append("")
