@@ -86,7 +86,7 @@ async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Iden
         if let AuthorizationHeader::Bearer(token) = parse_authorization(value)? {
             let b = state.auth.authenticate_bearer(token).await?;
             return Ok(Some(Identity::Bearer {
-                user: Arc::new(b.user),
+                user: b.user,
                 claims: Arc::new(b.claims),
             }));
         }
@@ -102,7 +102,7 @@ async fn resolve_uncached(parts: &Parts, state: &AppState) -> Result<Option<Iden
         csrf::enforce(&parts.headers, &meta, state, &active.record.id_hash)?;
     }
     Ok(Some(Identity::Session {
-        user: Arc::new(active.user),
+        user: active.user,
         session: Arc::new(active.record),
     }))
 }

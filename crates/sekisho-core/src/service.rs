@@ -87,7 +87,7 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, AuthE
 /// An authenticated bearer request.
 #[derive(Clone, Debug)]
 pub struct BearerIdentity {
-    pub user: User,
+    pub user: Arc<User>,
     pub claims: Claims,
 }
 
@@ -116,7 +116,7 @@ pub struct NewSession {
 /// A request's live session.
 #[derive(Clone, Debug)]
 pub struct ActiveSession {
-    pub user: User,
+    pub user: Arc<User>,
     pub record: SessionRecord,
     /// True when this request slid the idle deadline (the cookie may be re-sent).
     pub renewed: bool,

@@ -7,6 +7,7 @@ use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use crate::session::SessionRecord;
 use crate::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,7 +31,8 @@ pub trait UserStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<User>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<StoredUser>>;
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Shared, so a cache can hand out the same user to every request without copying it.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<Arc<User>>>;
     /// Returns false when no such user exists.
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool>;
     async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool>;

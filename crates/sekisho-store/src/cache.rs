@@ -86,7 +86,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
 /// Users by id, cached; every write through this store invalidates the user.
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
-    by_id: TtlCache<UserId, User>,
+    by_id: TtlCache<UserId, Arc<User>>,
 }
 
 impl CachedUsers {
@@ -110,7 +110,7 @@ impl UserStore for CachedUsers {
         // Logins read the password hash fresh: never from the cache.
         self.inner.user_by_username(username).await
     }
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<Arc<User>>> {
         if let Some(u) = self.by_id.get(&id) {
             return Ok(Some(u));
         }

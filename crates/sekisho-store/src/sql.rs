@@ -139,6 +139,7 @@ macro_rules! impl_sql_stores {
                 })?;
                 self.user_by_id(id)
                     .await?
+                    .map(std::sync::Arc::unwrap_or_clone)
                     .ok_or_else(|| StoreError::Unavailable("user vanished after insert".into()))
             }
 
@@ -154,14 +155,14 @@ macro_rules! impl_sql_stores {
                 }
             }
 
-            async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+            async fn user_by_id(&self, id: UserId) -> StoreResult<Option<std::sync::Arc<User>>> {
                 let row = bounded(
                     self.deadline,
                     sqlx::query(user_select!("WHERE id = $1")).bind(id).fetch_optional(&self.pool),
                 )
                 .await?;
                 match row {
-                    Some(r) => Ok(Some(self.load_user(r).await?.user)),
+                    Some(r) => Ok(Some(std::sync::Arc::new(self.load_user(r).await?.user))),
                     None => Ok(None),
                 }
             }
@@ -216,7 +217,7 @@ macro_rules! impl_sql_stores {
                     .execute(&self.writer),
                 )
                 .await?;
-                self.user_by_id(id).await
+                Ok(self.user_by_id(id).await?.map(std::sync::Arc::unwrap_or_clone))
             }
         }
 

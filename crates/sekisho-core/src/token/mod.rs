@@ -3,15 +3,16 @@
 //! same error strings, so an SPA written for the Django stack cannot tell the difference.
 //!
 //! [`TokenPolicy`] is the single verification policy built from config at start-up. The JOSE
-//! crate is used for signatures only; every claim check is done here, on purpose, against the
-//! injected clock and with sekisho's defaults (leeway 0, `nbf`/`iat` in the future refused,
-//! header fields that point at other keys refused).
+//! crate signs; verification is [`compact`]'s single-pass reader, and every claim check is done
+//! here, on purpose, against the injected clock and with sekisho's defaults (leeway 0,
+//! `nbf`/`iat` in the future refused, header fields that point at other keys refused).
 
 use crate::clock::Timestamp;
 use crate::config::{ConfigError, JwtConfig};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+
+mod compact;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenType {
@@ -82,8 +83,11 @@ pub struct TokenPolicy {
     algorithm: Algorithm,
     header: Header,
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    signature_only: Validation,
+    /// Verification key; the JOSE crate only signs (see [`compact`] for why).
+    mac: compact::MacKey,
+    algorithm_name: &'static str,
+    /// The first segment of every token this policy signs.
+    own_header: String,
     leeway: i64,
     issuer: Option<String>,
     audience: Option<String>,
@@ -111,24 +115,21 @@ impl TokenPolicy {
                 key.len()
             )));
         }
-        let mut signature_only = Validation::new(algorithm);
-        signature_only.algorithms = vec![algorithm];
-        signature_only.leeway = 0;
-        signature_only.validate_exp = false;
-        signature_only.validate_nbf = false;
-        signature_only.validate_aud = false;
-        signature_only.required_spec_claims = HashSet::new();
-        signature_only.aud = None;
-        signature_only.iss = None;
-        signature_only.sub = None;
+        let mac = compact::MacKey::new(algorithm, key)
+            .ok_or_else(|| ConfigError("jwt signing key: not usable as an HMAC key".into()))?;
         let mut header = Header::new(algorithm);
         header.typ = Some("JWT".into());
+        let own_header = jsonwebtoken::encode(&header, &Map::new(), &EncodingKey::from_secret(key))
+            .ok()
+            .and_then(|t| t.split('.').next().map(str::to_string))
+            .unwrap_or_default();
         Ok(TokenPolicy {
             algorithm,
             header,
             encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
-            signature_only,
+            mac,
+            algorithm_name: jwt_name(algorithm),
+            own_header,
             leeway: jwt.leeway.0.as_secs() as i64,
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
@@ -174,53 +175,44 @@ impl TokenPolicy {
         now: Timestamp,
     ) -> Result<Claims, TokenError> {
         use TokenError::*;
+        use compact::Scalar;
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(Invalid);
         }
-        // One parse: `decode` checks the signature and that the header's `alg` is the
-        // configured one, and hands back the header for the remaining checks.
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.signature_only)
-                .map_err(|_| Invalid)?;
-        let header = &data.header;
-        // Header fields that name another key (or demand extensions we do not implement) could
-        // steer verification to an attacker's key; the configured key is the only key.
-        if header.alg != self.algorithm
-            || header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-            || header.crit.is_some()
-        {
-            return Err(Invalid);
-        }
-        let c = data.claims;
+        let mut buf = Vec::with_capacity(token.len());
+        let expect = compact::Expect {
+            key: &self.mac,
+            algorithm: self.algorithm_name,
+            own_header: &self.own_header,
+            user_id_claim: &self.user_id_claim,
+        };
+        let c = compact::open(token, &expect, &mut buf).map_err(|_| Invalid)?;
         let now_s = now.secs();
-        let exp = match c.get("exp") {
+        let exp = match &c.exp {
             None => None,
-            Some(v) => Some(numeric(v).ok_or(Invalid)?),
+            Some(v) => Some(v.seconds().ok_or(Invalid)?),
         };
         if let Some(exp) = exp
             && exp <= now_s - self.leeway
         {
             return Err(Expired);
         }
-        if let Some(v) = c.get("nbf")
-            && numeric(v).ok_or(Invalid)? > now_s + self.leeway
+        if let Some(v) = &c.nbf
+            && v.seconds().ok_or(Invalid)? > now_s + self.leeway
         {
             return Err(Invalid);
         }
-        let iat = match c.get("iat") {
+        let iat = match &c.iat {
             None => None,
-            Some(v) => Some(numeric(v).ok_or(Invalid)?),
+            Some(v) => Some(v.seconds().ok_or(Invalid)?),
         };
         if iat.is_some_and(|iat| iat > now_s + self.leeway) {
             return Err(Invalid);
         }
         if let Some(want) = &self.audience {
-            let ok = match c.get("aud") {
-                Some(Value::String(a)) => a == want,
-                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
+            let ok = match &c.aud {
+                Some(Scalar::Str(a)) => a == want,
+                Some(Scalar::Strings(list)) => list.iter().any(|a| a == want),
                 _ => false,
             };
             if !ok {
@@ -228,20 +220,20 @@ impl TokenPolicy {
             }
         }
         if let Some(want) = &self.issuer
-            && c.get("iss").and_then(Value::as_str) != Some(want)
+            && c.iss.as_ref().and_then(Scalar::as_str) != Some(want)
         {
             return Err(Invalid);
         }
         let exp = exp.ok_or(NoExp)?;
-        let jti = match c.get("jti") {
+        let jti = match &c.jti {
             None => return Err(NoId),
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Scalar::Str(s)) if !s.is_empty() => s.to_string(),
             Some(_) => return Err(Invalid),
         };
-        let token_type = match c.get("token_type") {
+        let token_type = match c.token_type.as_ref().map(Scalar::as_str) {
             None => return Err(NoType),
-            Some(Value::String(s)) if s == "access" => TokenType::Access,
-            Some(Value::String(s)) if s == "refresh" => TokenType::Refresh,
+            Some(Some("access")) => TokenType::Access,
+            Some(Some("refresh")) => TokenType::Refresh,
             Some(_) => return Err(WrongType),
         };
         if let Some(want) = expected
@@ -249,14 +241,15 @@ impl TokenPolicy {
         {
             return Err(WrongType);
         }
-        let user_id = match c.get(&self.user_id_claim) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        let user_id = match &c.user_id {
+            Some(Scalar::Str(s)) => Some(s.to_string()),
+            Some(Scalar::Int(n)) => Some(n.to_string()),
+            Some(Scalar::UInt(n)) => Some(n.to_string()),
             _ => None,
         };
-        let family = match c.get("fid") {
+        let family = match &c.fid {
             None => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Scalar::Str(s)) => Some(s.to_string()),
             Some(_) => return Err(Invalid),
         };
         Ok(Claims {
@@ -270,16 +263,12 @@ impl TokenPolicy {
     }
 }
 
-/// A JSON number as whole seconds (PyJWT truncates floats the same way); anything else is not
-/// a time, and a wrong-typed time claim must never skip its check.
-fn numeric(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f.floor() as i64)
-        }),
-        _ => None,
+/// The `alg` header value of an HMAC algorithm.
+fn jwt_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        _ => "HS256",
     }
 }
 

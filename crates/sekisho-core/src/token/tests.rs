@@ -236,3 +236,479 @@ fn audience_and_issuer_are_enforced_when_configured() {
 fn short_keys_are_refused() {
     assert!(TokenPolicy::new(&JwtConfig::default(), b"short").is_err());
 }
+
+/// The verifier sekisho used before `compact`: the JOSE crate's `decode` into a JSON map, then
+/// the same claim checks. Kept here as the oracle the fast path must agree with.
+fn reference_verify(
+    p: &TokenPolicy,
+    key: &[u8],
+    token: &str,
+    expected: Option<TokenType>,
+    now: Timestamp,
+) -> Result<Claims, TokenError> {
+    use TokenError::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+    fn numeric(v: &Value) -> Option<i64> {
+        match v {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            }),
+            _ => None,
+        }
+    }
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(Invalid);
+    }
+    let mut v = Validation::new(p.algorithm);
+    v.leeway = 0;
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims = Default::default();
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(key), &v)
+            .map_err(|_| Invalid)?;
+    let h = &data.header;
+    if h.alg != p.algorithm
+        || h.jku.is_some()
+        || h.jwk.is_some()
+        || h.x5u.is_some()
+        || h.x5c.is_some()
+        || h.crit.is_some()
+    {
+        return Err(Invalid);
+    }
+    let c = data.claims;
+    let now_s = now.secs();
+    let exp = match c.get("exp") {
+        None => None,
+        Some(v) => Some(numeric(v).ok_or(Invalid)?),
+    };
+    if let Some(exp) = exp
+        && exp <= now_s - p.leeway
+    {
+        return Err(Expired);
+    }
+    if let Some(v) = c.get("nbf")
+        && numeric(v).ok_or(Invalid)? > now_s + p.leeway
+    {
+        return Err(Invalid);
+    }
+    let iat = match c.get("iat") {
+        None => None,
+        Some(v) => Some(numeric(v).ok_or(Invalid)?),
+    };
+    if iat.is_some_and(|iat| iat > now_s + p.leeway) {
+        return Err(Invalid);
+    }
+    if let Some(want) = &p.audience {
+        let ok = match c.get("aud") {
+            Some(Value::String(a)) => a == want,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
+            _ => false,
+        };
+        if !ok {
+            return Err(Invalid);
+        }
+    }
+    if let Some(want) = &p.issuer
+        && c.get("iss").and_then(Value::as_str) != Some(want)
+    {
+        return Err(Invalid);
+    }
+    let exp = exp.ok_or(NoExp)?;
+    let jti = match c.get("jti") {
+        None => return Err(NoId),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(Invalid),
+    };
+    let token_type = match c.get("token_type") {
+        None => return Err(NoType),
+        Some(Value::String(s)) if s == "access" => TokenType::Access,
+        Some(Value::String(s)) if s == "refresh" => TokenType::Refresh,
+        Some(_) => return Err(WrongType),
+    };
+    if let Some(want) = expected
+        && want != token_type
+    {
+        return Err(WrongType);
+    }
+    let user_id = match c.get(&p.user_id_claim) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    };
+    let family = match c.get("fid") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(Invalid),
+    };
+    Ok(Claims {
+        token_type,
+        exp,
+        iat: iat.unwrap_or(0),
+        jti,
+        user_id,
+        family,
+    })
+}
+
+/// A small deterministic generator (xorshift64*), so a failure names a reproducible case.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[(self.next() % xs.len() as u64) as usize]
+    }
+    fn chance(&mut self, in_n: u64) -> bool {
+        self.next().is_multiple_of(in_n)
+    }
+}
+
+/// A claim value of any JSON shape a token might carry, right or wrong.
+fn any_value(g: &mut Gen, good: &[String]) -> String {
+    let odd = [
+        "null".to_string(),
+        "true".into(),
+        "\"\"".into(),
+        "\"soon\"".into(),
+        "[]".into(),
+        "[\"shop\",1,[\"x\"]]".into(),
+        "{\"a\":[1,{}]}".into(),
+        "-5".into(),
+        "0".into(),
+        "1.5e300".into(),
+        "18446744073709551615".into(),
+        "99999999999999999999999".into(),
+        format!("{}.75", NOW + 30),
+        format!("{}.25", NOW - 30),
+        "\"\\u0037\"".into(),
+        "\"caf\\u00e9\"".into(),
+    ];
+    if g.chance(3) {
+        g.pick(&odd).clone()
+    } else {
+        g.pick(good).clone()
+    }
+}
+
+fn arbitrary_token(g: &mut Gen, key: &[u8], uid_claim: &str) -> String {
+    let algs = [
+        r#""alg":"HS256""#,
+        r#""alg":"HS256""#,
+        r#""alg":"HS256""#,
+        r#""alg":"HS256""#,
+        r#""alg":"HS256""#,
+        r#""alg":"HS256""#,
+        r#""alg":"HS256""#,
+        r#""alg":"HS384""#,
+        r#""alg":"none""#,
+        r#""alg":"RS256""#,
+        r#""alg":"hs256""#,
+        r#""alg":null"#,
+    ];
+    let extras = [
+        "",
+        "",
+        r#","typ":"JWT""#,
+        r#","kid":"k1""#,
+        r#","jku":"https://evil.example/jwks""#,
+        r#","jku":null"#,
+        r#","x5u":"https://evil.example/x""#,
+        r#","crit":["exp"]"#,
+        r#","cty":"JWT""#,
+    ];
+    let mut header = format!("{{{}", g.pick(&algs));
+    for _ in 0..(g.next() % 3) {
+        let extra: &&str = g.pick(&extras);
+        header.push_str(extra);
+    }
+    header.push('}');
+    if g.chance(3) {
+        // The exact header sekisho and PyJWT write (the verifier's matched path).
+        header = r#"{"typ":"JWT","alg":"HS256"}"#.into();
+    }
+    if g.chance(40) {
+        header = "[1,2]".into();
+    }
+    let times = [
+        format!("{}", NOW + 60),
+        format!("{}", NOW - 1),
+        format!("{NOW}"),
+        format!("{}", NOW + 1),
+        format!("{}", NOW + 3600),
+    ];
+    let strings = [
+        "\"0123456789abcdef0123456789abcdef\"".to_string(),
+        "\"access\"".into(),
+        "\"refresh\"".into(),
+        "\"7\"".into(),
+        "7".into(),
+        "\"shop\"".into(),
+        "\"https://auth.example\"".into(),
+    ];
+    let names = [
+        "exp",
+        "nbf",
+        "iat",
+        "aud",
+        "iss",
+        "jti",
+        "token_type",
+        "fid",
+        uid_claim,
+        "user_id",
+        "sub",
+        "extra",
+        "\\u0065xp",
+    ];
+    let mut members: Vec<(String, String)> = Vec::new();
+    // Usually a well-formed token, then a few claims of any shape (now and then repeated).
+    if !g.chance(5) {
+        members.push(("token_type".into(), g.pick(&strings[1..3]).clone()));
+        members.push(("exp".into(), g.pick(&times).clone()));
+        members.push(("iat".into(), g.pick(&times[1..3]).clone()));
+        members.push(("jti".into(), strings[0].clone()));
+        if uid_claim != "jti" {
+            members.push((uid_claim.into(), g.pick(&strings[3..5]).clone()));
+        }
+        if !g.chance(4) {
+            members.push(("aud".into(), "\"shop\"".into()));
+            members.push(("iss".into(), "\"https://auth.example\"".into()));
+        }
+    }
+    for _ in 0..(g.next() % 4) {
+        let name = *g.pick(&names);
+        let mut value = if ["exp", "nbf", "iat"].contains(&name) {
+            any_value(g, &times)
+        } else {
+            any_value(g, &strings)
+        };
+        // The JOSE crate's own pre-parse of `exp`/`nbf`/`sub`/`iss` fails the whole token on
+        // an array or object there (a quirk: the token is refused either way, only the message
+        // can differ), so those stay scalar.
+        if ["exp", "nbf", "sub", "iss"].contains(&name)
+            && (value.starts_with('[') || value.starts_with('{'))
+        {
+            value = "\"x\"".into();
+        }
+        match members.iter_mut().find(|(n, _)| n == name) {
+            Some(m) if !g.chance(10) => m.1 = value,
+            _ => members.push((name.into(), value)),
+        }
+    }
+    let mut members: Vec<String> = members
+        .into_iter()
+        .map(|(n, v)| format!(r#""{n}":{v}"#))
+        .collect();
+    if g.chance(8) {
+        let i = (g.next() as usize) % (members.len() + 1);
+        members.insert(i, r#""fid":"fam""#.into());
+    }
+    let mut payload = format!("{{{}}}", members.join(","));
+    if g.chance(50) {
+        payload.push('x');
+    }
+    if g.chance(50) {
+        payload = "\"not an object\"".into();
+    }
+    let mut t = raw(
+        &header,
+        &payload,
+        if g.chance(10) {
+            b"wrong-key-wrong-key-wrong-key-wrong!!"
+        } else {
+            key
+        },
+    );
+    match g.next() % 40 {
+        0 => t.push('.'),
+        1 => t.push_str(".AAAA"),
+        2 => t = t.replacen('.', "..", 1),
+        3 => {
+            t.pop();
+        }
+        4 => t.push('='),
+        5 => t = t.replace('-', "+"),
+        _ => {}
+    }
+    t
+}
+
+#[test]
+fn the_fast_verifier_agrees_with_the_jose_crate_on_arbitrary_tokens() {
+    for (cfg, uid_claim) in [
+        (JwtConfig::default(), "user_id"),
+        (
+            JwtConfig {
+                audience: Some("shop".into()),
+                issuer: Some("https://auth.example".into()),
+                leeway: crate::config::Dur::secs(5),
+                user_id_claim: "sub".into(),
+                ..Default::default()
+            },
+            "sub",
+        ),
+        (
+            JwtConfig {
+                user_id_claim: "jti".into(),
+                ..Default::default()
+            },
+            "jti",
+        ),
+    ] {
+        let p = TokenPolicy::new(&cfg, KEY).unwrap();
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let (mut ok, mut refused) = (0, 0);
+        for i in 0..20_000 {
+            let t = arbitrary_token(&mut g, KEY, uid_claim);
+            for expected in [None, Some(TokenType::Access), Some(TokenType::Refresh)] {
+                let fast = p.verify(&t, expected, now());
+                let slow = reference_verify(&p, KEY, &t, expected, now());
+                if repeats_a_claim(&t, uid_claim) {
+                    // Stricter on purpose: the JOSE crate refuses only some repeats.
+                    assert_eq!(fast, Err(TokenError::Invalid), "case {i}: {t}");
+                    continue;
+                }
+                assert_eq!(fast, slow, "case {i} ({uid_claim}): {t}");
+                if fast.is_ok() {
+                    ok += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        // The generator must exercise both outcomes, or the comparison proves little.
+        assert!(
+            ok > 2_000 && refused > 2_000,
+            "{uid_claim}: ok {ok}, refused {refused}"
+        );
+    }
+}
+
+#[test]
+fn hs384_and_hs512_sign_and_verify_with_their_own_mac() {
+    for alg in ["HS384", "HS512"] {
+        let cfg = JwtConfig {
+            algorithm: alg.into(),
+            ..Default::default()
+        };
+        let p = TokenPolicy::new(&cfg, KEY).unwrap();
+        let t = p.sign(&claims(TokenType::Refresh));
+        assert_eq!(
+            p.verify(&t, None, now()),
+            reference_verify(&p, KEY, &t, None, now())
+        );
+        assert!(p.verify(&t, None, now()).is_ok());
+        // A token of another HMAC size is refused even with the same key.
+        assert_eq!(
+            p.verify(&policy().sign(&claims(TokenType::Refresh)), None, now()),
+            Err(TokenError::Invalid)
+        );
+    }
+}
+
+/// The member names of a JSON object, repeats kept.
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Whether a token's header repeats a parameter, or its payload names a claim sekisho reads
+/// (or `sub`) more than once.
+fn repeats_a_claim(token: &str, uid_claim: &str) -> bool {
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    if let Ok(Keys(keys)) = B64
+        .decode(header)
+        .map_err(|_| ())
+        .and_then(|b| serde_json::from_slice::<Keys>(&b).map_err(|_| ()))
+        && keys
+            .iter()
+            .any(|k| keys.iter().filter(|x| *x == k).count() > 1)
+    {
+        return true;
+    }
+    let Some(payload) = token.split('.').nth(1) else {
+        return false;
+    };
+    let Ok(bytes) = B64.decode(payload) else {
+        return false;
+    };
+    let Ok(Keys(keys)) = serde_json::from_slice::<Keys>(&bytes) else {
+        return false;
+    };
+    let read = [
+        "exp",
+        "nbf",
+        "iat",
+        "aud",
+        "iss",
+        "jti",
+        "token_type",
+        "fid",
+        "sub",
+        uid_claim,
+    ];
+    read.iter()
+        .any(|name| keys.iter().filter(|k| k == name).count() > 1)
+}
+
+#[test]
+fn a_repeated_claim_is_refused() {
+    let p = policy();
+    for dup in [
+        format!(r#","exp":{}"#, NOW + 9999),
+        r#","user_id":"1""#.to_string(),
+        r#","token_type":"refresh""#.to_string(),
+        r#","\u0065xp":1"#.to_string(),
+        r#","sub":"a","sub":"b""#.to_string(),
+    ] {
+        let t = raw(HS, &payload(&dup), KEY);
+        assert_eq!(p.verify(&t, None, now()), Err(TokenError::Invalid), "{dup}");
+    }
+    // Claims sekisho does not read may repeat.
+    let t = raw(HS, &payload(r#","x":1,"x":2"#), KEY);
+    assert!(p.verify(&t, None, now()).is_ok());
+}
+
+#[test]
+fn own_header_is_what_signing_writes_and_other_header_spellings_still_verify() {
+    let p = policy();
+    let t = p.sign(&claims(TokenType::Access));
+    assert_eq!(t.split('.').next(), Some(p.own_header.as_str()));
+    // PyJWT (simplejwt) writes the same header, so its tokens take the matched path too.
+    let pyjwt = raw(r#"{"typ":"JWT","alg":"HS256"}"#, &payload(""), KEY);
+    assert_eq!(pyjwt.split('.').next(), Some(p.own_header.as_str()));
+    assert!(p.verify(&pyjwt, Some(TokenType::Access), now()).is_ok());
+    // Another spelling of the same header is parsed instead of matched, and verifies.
+    let other = raw(r#"{"alg":"HS256","typ":"JWT"}"#, &payload(""), KEY);
+    assert_ne!(other.split('.').next(), Some(p.own_header.as_str()));
+    assert!(p.verify(&other, Some(TokenType::Access), now()).is_ok());
+}
