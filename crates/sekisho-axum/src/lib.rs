@@ -24,6 +24,7 @@ pub mod csrf;
 pub mod error;
 pub mod identity;
 pub mod openapi;
+pub mod pipeline;
 pub mod request;
 mod routes;
 mod session_routes;

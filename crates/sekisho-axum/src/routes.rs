@@ -9,15 +9,12 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 /// The handlers of one documented path. Registration walks [`openapi::PATHS`], so a route
 /// cannot exist without its OpenAPI entry, nor an entry without its route.
@@ -65,80 +62,13 @@ pub async fn api_fallback() -> ApiError {
 /// JSON bodies for 405s the router produces, and a JSON 500 if a handler ever panics.
 pub fn service_layers(router: Router) -> Router {
     router
-        .layer(middleware::from_fn(json_method_not_allowed))
-        .layer(middleware::from_fn(record_request))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(middleware::from_fn(request_id))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(crate::pipeline::PipelineLayer::new())
         .layer(CatchPanicLayer::custom(|_| {
-            json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."}))
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"detail": "A server error occurred."}),
+            )
         }))
-}
-
-/// Gives every request an id (kept from `X-Request-Id` when the client or proxy sent a sane one)
-/// and echoes it on the response, so a log line and a user's report can be matched.
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let incoming = req
-        .headers()
-        .get("x-request-id")
-        .filter(|v| {
-            v.len() <= 64
-                && v.as_bytes()
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-        })
-        .cloned();
-    let id = incoming.unwrap_or_else(|| {
-        HeaderValue::from_str(&sekisho_core::random::hex128()).expect("hex is a valid header value")
-    });
-    req.headers_mut().insert("x-request-id", id.clone());
-    let mut res = next.run(req).await;
-    res.headers_mut().insert("x-request-id", id);
-    res
-}
-
-/// Request count and latency by method and status class (low cardinality on purpose: paths
-/// and users never become labels).
-async fn record_request(req: Request, next: Next) -> Response {
-    let method = match *req.method() {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::PATCH => "PATCH",
-        axum::http::Method::DELETE => "DELETE",
-        axum::http::Method::PUT => "PUT",
-        _ => "other",
-    };
-    let started = std::time::Instant::now();
-    let res = next.run(req).await;
-    let class = match res.status().as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics::histogram!("sekisho_http_request_duration_seconds", "method" => method, "status" => class)
-        .record(started.elapsed().as_secs_f64());
-    res
-}
-
-async fn json_method_not_allowed(req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
-    let res = next.run(req).await;
-    if res.status() != StatusCode::METHOD_NOT_ALLOWED
-        || res.headers().contains_key(header::CONTENT_TYPE)
-    {
-        return res;
-    }
-    let allow = res.headers().get(header::ALLOW).cloned();
-    let mut out = ApiError::MethodNotAllowed(method).into_response();
-    if let Some(allow) = allow {
-        out.headers_mut().insert(header::ALLOW, allow);
-    }
-    out
 }
 
 /// Where refresh tokens travel as a cookie: every token endpoint, and nothing else.
@@ -287,6 +217,27 @@ impl serde::Serialize for UserView<'_> {
         m.serialize_field("groups", &u.groups)?;
         m.serialize_field("permissions", &u.permissions)?;
         m.end()
+    }
+}
+
+impl IntoResponse for UserView<'_> {
+    /// Serialised straight into a buffer sized for a typical user (axum's `Json` starts small and
+    /// grows; this is the body of every `GET /api/auth/me/`).
+    fn into_response(self) -> Response {
+        let mut buf = Vec::with_capacity(256);
+        match serde_json::to_writer(&mut buf, &self) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => {
+                ApiError::from(sekisho_core::AuthError::Internal(e.to_string())).into_response()
+            }
+        }
     }
 }
 

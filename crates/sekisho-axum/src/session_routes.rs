@@ -141,7 +141,7 @@ pub async fn me(State(state): State<AppState>, req: Request) -> Result<Response,
         ensure_csrf_cookie(&parts, &state, &b, &mut headers);
     }
     match identity {
-        Some(id) => Ok((headers, Json(crate::routes::UserView(id.user()))).into_response()),
+        Some(id) => Ok((headers, crate::routes::UserView(id.user())).into_response()),
         None => {
             let mut res = ApiError::NotAuthenticated {
                 status: state.http.unauthenticated_status,

@@ -69,11 +69,12 @@ pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
     sekisho_axum::service_layers(app)
 }
 
+static METRICS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::OnceLock::new();
+
 /// Installs the process-wide Prometheus recorder (once) and returns its renderer.
 fn metrics_recorder() -> sekisho_axum::MetricsRender {
-    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        std::sync::OnceLock::new();
-    let handle = HANDLE.get_or_init(|| {
+    let handle = METRICS.get_or_init(|| {
         let buckets = [
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         ];
@@ -91,6 +92,22 @@ fn metrics_recorder() -> sekisho_axum::MetricsRender {
     match handle.clone() {
         Some(h) => Arc::new(move || h.render()),
         None => Arc::new(String::new),
+    }
+}
+
+/// The exporter buffers every histogram sample until something drains it; without this a
+/// server nobody scrapes would keep one sample per request forever (measured: ~18 bytes per
+/// request, 11 MB after 630k requests).
+pub fn spawn_metrics_upkeep(every: Duration) {
+    if let Some(Some(handle)) = METRICS.get() {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
     }
 }
 
@@ -126,6 +143,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     spawn_purge(auth.clone(), Duration::from_secs(60));
     let app = build_router(&config, auth);
+    spawn_metrics_upkeep(Duration::from_secs(5));
     tracing::info!(%addr, "sekisho listening");
     println!("sekisho listening on http://{addr}");
     axum::serve(
