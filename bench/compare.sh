@@ -3,6 +3,7 @@
 #
 #   bench/compare.sh                      # the full run (about 15 minutes on 2 cores)
 #   BENCH_DURATION=3s BENCH_ROUNDS=1 bench/compare.sh   # a quick look
+#   BENCH_BASELINE=<git rev> bench/compare.sh  # also runs that revision (SQLite) as before-sqlite
 #
 # Builds sekisho (release), installs the reference stack into a throwaway virtualenv, then
 # bench/run.py starts both on 127.0.0.1, drives them with wrk and bench/micro's sekisho-load, and
@@ -35,4 +36,17 @@ echo "installing the reference stack into a throwaway virtualenv" >&2
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
 
-"$WORK/venv/bin/python" bench/run.py --work "$WORK" --sekisho "$WORK/sekisho" --load "$WORK/sekisho-load"
+BASELINE_ARGS=()
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  # An earlier revision, built from a worktree with the same target dir (dependencies reused),
+  # runs as one more side: before/after figures from the same run.
+  echo "building the baseline $BENCH_BASELINE (release)" >&2
+  git worktree add --detach "$WORK/baseline-src" "$BENCH_BASELINE" >/dev/null
+  cargo build --release -p sekisho --manifest-path "$WORK/baseline-src/Cargo.toml"
+  cp "$CARGO_TARGET_DIR/release/sekisho" "$WORK/sekisho-baseline"
+  git worktree remove --force "$WORK/baseline-src"
+  cargo build --release -p sekisho
+  BASELINE_ARGS=(--baseline "$WORK/sekisho-baseline")
+fi
+
+"$WORK/venv/bin/python" bench/run.py --work "$WORK" --sekisho "$WORK/sekisho" --load "$WORK/sekisho-load" "${BASELINE_ARGS[@]}"

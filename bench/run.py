@@ -336,8 +336,9 @@ def redis_reachable(url):
 class Sekisho:
     """One sekisho server process on a private data dir / database / Redis prefix."""
 
-    def __init__(self, ctx, name, backend):
+    def __init__(self, ctx, name, backend, bin=None):
         self.ctx, self.name, self.backend = ctx, name, backend
+        self.bin = bin or ctx.sekisho_bin
         self.dir = ctx.work / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.signing_key = secrets.token_urlsafe(48)
@@ -372,7 +373,7 @@ class Sekisho:
 
     def cli(self, args, stdin=None, extra=None):
         return subprocess.run(
-            [str(self.ctx.sekisho_bin), *args],
+            [str(self.bin), *args],
             env=self.full_env(extra),
             input=stdin,
             capture_output=True,
@@ -387,7 +388,7 @@ class Sekisho:
         err = open(self.dir / "stderr.log", "ab")
         env = self.full_env({"SEKISHO_SERVER__BIND": "127.0.0.1:0", **(extra or {})})
         self.proc = spawn(
-            [str(self.ctx.sekisho_bin), "serve"], env=env, stdout=subprocess.PIPE, stderr=err,
+            [str(self.bin), "serve"], env=env, stdout=subprocess.PIPE, stderr=err,
             cwd=self.dir,
         )
         deadline = time.time() + 60
@@ -782,8 +783,8 @@ def credentials(side):
     Http(side.server.base).call("POST", "/api/token/verify/", {"token": side.access})
 
 
-def setup_sekisho(ctx, label, backend):
-    s = Sekisho(ctx, label, backend)
+def setup_sekisho(ctx, label, backend, bin=None):
+    s = Sekisho(ctx, label, backend, bin)
     s.cli(["migrate"])
     s.cli(["user", "create", USER, "--password-stdin"], stdin=PASSWORD + "\n")
     cheap = {"SEKISHO_PASSWORDS__ARGON2_MEMORY_KIB": "8", "SEKISHO_PASSWORDS__ARGON2_ITERATIONS": "1"}
@@ -1277,6 +1278,8 @@ def main():
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--sekisho", required=True, type=Path)
     ap.add_argument("--load", required=True, type=Path)
+    ap.add_argument("--baseline", type=Path,
+                    help="an earlier sekisho binary, run as the extra side before-sqlite")
     ap.add_argument("--out", default=str(BENCH / "results"), type=Path)
     a = ap.parse_args()
 
@@ -1321,6 +1324,10 @@ def main():
         if "compare" in ctx.parts or "flood" in ctx.parts:
             sides.append(setup_reference(ctx))
             sides.append(setup_sekisho(ctx, "sekisho-sqlite", "sqlite"))
+            if a.baseline:
+                # The same workloads on an earlier build, in the same rounds: before/after
+                # figures from one run (SQLite only, to keep the run short).
+                sides.append(setup_sekisho(ctx, "before-sqlite", "sqlite", bin=a.baseline))
             if ctx.pg_ok and ctx.redis_ok:
                 sides.append(setup_sekisho(ctx, "sekisho-pg-redis", "postgres+redis"))
             else:
@@ -1329,6 +1336,8 @@ def main():
             results = compare(ctx, sides)
         if "flood" in ctx.parts:
             for s in sides:
+                if s.label.startswith("before-"):
+                    continue
                 if s.label != "reference" or os.environ.get("BENCH_FLOOD_REFERENCE") == "1":
                     flood_res[s.label] = flood(ctx, s)
         for s in sides:
