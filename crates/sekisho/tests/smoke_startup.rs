@@ -50,3 +50,40 @@ async fn metrics_count_logins_refreshes_and_csrf_failures() {
     }
     assert!(!text.contains(&refresh), "no secrets in metrics");
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let s = Server::start(&[]);
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/healthz", "/api/auth/me/", "/no-such-path"] {
+        let r = s.send(reqwest::Method::GET, path, &[], None).await;
+        let id = r.header("x-request-id").expect("x-request-id").to_string();
+        assert_eq!(id.len(), 32, "{path}: {id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert!(seen.insert(id), "ids are distinct");
+    }
+    // A proxy's sane id is kept (log lines match across hops); anything else is replaced.
+    let r = s
+        .send(
+            reqwest::Method::GET,
+            "/healthz",
+            &[("x-request-id", "lb-7f3a-01")],
+            None,
+        )
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("lb-7f3a-01"));
+    let r = s
+        .send(
+            reqwest::Method::GET,
+            "/healthz",
+            &[("x-request-id", "a;b")],
+            None,
+        )
+        .await;
+    assert_eq!(r.header("x-request-id").map(str::len), Some(32));
+    // Also on the router's own answers (405 as JSON, with Allow).
+    let r = s.send(reqwest::Method::DELETE, "/healthz", &[], None).await;
+    assert_eq!(r.status, 405);
+    assert!(r.header("allow").is_some());
+    assert!(r.header("x-request-id").is_some());
+}
