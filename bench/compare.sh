@@ -38,14 +38,16 @@ python3 -m venv "$WORK/venv"
 
 BASELINE_ARGS=()
 if [ -n "${BENCH_BASELINE:-}" ]; then
-  # An earlier revision, built from a worktree with the same target dir (dependencies reused),
-  # runs as one more side: before/after figures from the same run.
+  # An earlier revision, built from a worktree, runs as one more side: before/after figures
+  # from the same run. It gets its own target dir: cargo keys workspace crates by their
+  # workspace-relative paths, so a shared one would let the two trees overwrite each other's
+  # libraries (and a later build of this tree silently link the old ones).
   echo "building the baseline $BENCH_BASELINE (release)" >&2
   git worktree add --detach "$WORK/baseline-src" "$BENCH_BASELINE" >/dev/null
-  cargo build --release -p sekisho --manifest-path "$WORK/baseline-src/Cargo.toml"
-  cp "$CARGO_TARGET_DIR/release/sekisho" "$WORK/sekisho-baseline"
+  CARGO_TARGET_DIR="$CARGO_TARGET_DIR/baseline" \
+    cargo build --release -p sekisho --manifest-path "$WORK/baseline-src/Cargo.toml"
+  cp "$CARGO_TARGET_DIR/baseline/release/sekisho" "$WORK/sekisho-baseline"
   git worktree remove --force "$WORK/baseline-src"
-  cargo build --release -p sekisho
   BASELINE_ARGS=(--baseline "$WORK/sekisho-baseline")
 fi
 
