@@ -2,8 +2,9 @@
 //!
 //! A family is one login. It remembers only its current token id, the one just rotated away and
 //! when, so its state is bounded however often it rotates. The rule itself is this pure function;
-//! stores run it atomically (SQLite inside `BEGIN IMMEDIATE`, PostgreSQL under a row lock, Redis
-//! inside a script) so two refreshes of one token can never both mint successors.
+//! stores apply it atomically (SQL stores as a compare-and-swap on `current_jti`, re-deciding
+//! under the row lock when the swap loses a race; Redis inside a script) so two refreshes of one
+//! token can never both mint successors.
 
 use crate::clock::Timestamp;
 use crate::user::UserId;
@@ -104,8 +105,8 @@ pub enum Write {
     },
 }
 
-/// The rotation rule. Pure: the store passes in the record it read under its lock and applies
-/// the returned write before releasing it.
+/// The rotation rule. Pure: the store passes in the record it read and applies the returned
+/// write only if the record is still as read (under a lock, or as a compare-and-swap).
 pub fn decide_rotation(
     record: Option<&FamilyRecord>,
     req: &RotateRequest,
