@@ -333,7 +333,23 @@ def redis_reachable(url):
 # The servers.
 
 
-class Sekisho:
+class ServerProcess:
+    """A server process started by this script, with the throwaway database it may own."""
+
+    def stop(self):
+        if self.proc:
+            stop(self.proc)
+            self.proc = None
+            self.base = None
+
+    def destroy(self):
+        self.stop()
+        if self.pg_url:
+            self.ctx.pg.drop(self.pg_url)
+            self.pg_url = None
+
+
+class Sekisho(ServerProcess):
     """One sekisho server process on a private data dir / database / Redis prefix."""
 
     def __init__(self, ctx, name, backend, bin=None):
@@ -410,17 +426,8 @@ class Sekisho:
         wait_http(self.base, proc=self.proc)
         return self
 
-    def stop(self):
-        if self.proc:
-            stop(self.proc)
-            self.proc = None
-            self.base = None
-
     def destroy(self):
-        self.stop()
-        if self.pg_url:
-            self.ctx.pg.drop(self.pg_url)
-            self.pg_url = None
+        super().destroy()
         if self.backend == "postgres+redis":
             try:
                 Redis(self.ctx.redis_url).delete_prefix(self.prefix)
@@ -429,7 +436,7 @@ class Sekisho:
 
 
 
-class Reference:
+class Reference(ServerProcess):
     """The Django + DRF + simplejwt project in bench/reference under gunicorn."""
 
     def __init__(self, ctx):
@@ -484,17 +491,6 @@ class Reference:
         wait_http(self.base, proc=self.proc)
         return self
 
-    def stop(self):
-        if self.proc:
-            stop(self.proc)
-            self.proc = None
-            self.base = None
-
-    def destroy(self):
-        self.stop()
-        if self.pg_url:
-            self.ctx.pg.drop(self.pg_url)
-            self.pg_url = None
 
 
 # ---------------------------------------------------------------------------------------------
