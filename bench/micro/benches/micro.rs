@@ -6,16 +6,15 @@
 //! is skipped. Under `cargo test --all-targets` divan runs each benchmark once, untimed.
 
 use divan::{Bencher, black_box};
+use sekisho_core::account::NewUser;
 use sekisho_core::clock::{Clock, SystemClock, Timestamp};
 use sekisho_core::config::{JwtConfig, PasswordsConfig};
-use sekisho_core::csrf::CsrfKey;
 use sekisho_core::family::{FamilyRecord, RotateOutcome, RotateRequest};
-use sekisho_core::password::Passwords;
+use sekisho_core::login::password::Passwords;
 use sekisho_core::random::hex128;
-use sekisho_core::session::{hash_session_id, new_session_id};
+use sekisho_core::session::{CsrfKey, hash_session_id, new_session_id};
 use sekisho_core::store::{FamilyStore, UserStore};
-use sekisho_core::token::{Claims, TokenPolicy, TokenType};
-use sekisho_core::user::NewUser;
+use sekisho_core::token::{Claims, HmacKey, SignatureAlgorithm, TokenPolicy, TokenType};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,8 @@ fn now() -> Timestamp {
 }
 
 fn policy() -> TokenPolicy {
-    TokenPolicy::new(&JwtConfig::default(), KEY).expect("default JWT policy")
+    let key = HmacKey::new(SignatureAlgorithm::HS256, KEY).expect("HS256 key");
+    TokenPolicy::new(&JwtConfig::default(), Arc::new(key))
 }
 
 fn access_claims() -> Claims {
@@ -200,7 +200,7 @@ mod rotate {
             return;
         }
         let rt = runtime();
-        let db = rt.block_on(sekisho_store::testing::fresh_pg_database());
+        let db = rt.block_on(sekisho_testing::services::fresh_pg_database());
         let store = rt.block_on(async {
             let s = PgStore::connect(&db.url, 8, DEADLINE)
                 .await

@@ -2,8 +2,8 @@
 //! Any other content type is 415; a body over `server.max_body_size` is 413. Unknown fields are
 //! ignored.
 
-use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldErrors, FieldProblem};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::header;
@@ -75,17 +75,10 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Val
     };
     match value {
         Value::Object(m) => Ok(m),
-        other => {
-            let mut m = Map::new();
-            m.insert(
-                "non_field_errors".into(),
-                serde_json::json!([format!(
-                    "Invalid data. Expected a dictionary, but got {}.",
-                    python_type(&other)
-                )]),
-            );
-            Err(ApiError::Fields(m))
-        }
+        other => Err(ApiError::field(
+            "non_field_errors",
+            FieldProblem::NotAnObject(python_type(&other)),
+        )),
     }
 }
 
@@ -115,21 +108,16 @@ impl Input {
         &self,
         fields: [(&str, Trim); N],
     ) -> Result<[String; N], ApiError> {
-        let mut errors = Map::new();
+        let mut errors = FieldErrors::default();
         let mut out: [String; N] = std::array::from_fn(|_| String::new());
         for (i, (name, trim)) in fields.iter().enumerate() {
             match char_field(self.0.get(*name), *trim) {
                 Ok(v) => out[i] = v,
-                Err(msg) => {
-                    errors.insert((*name).to_string(), serde_json::json!([msg]));
-                }
+                Err(problem) => errors.add(name, problem),
             }
         }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(ApiError::Fields(errors))
-        }
+        errors.check()?;
+        Ok(out)
     }
 
     /// An optional string field: `None` when absent; DRF's errors when present but unusable.
@@ -143,14 +131,14 @@ impl Input {
     }
 }
 
-/// DRF's `CharField.to_internal_value` rules and messages.
-fn char_field(v: Option<&Value>, trim: Trim) -> Result<String, &'static str> {
+/// DRF's `CharField.to_internal_value` rules.
+fn char_field(v: Option<&Value>, trim: Trim) -> Result<String, FieldProblem> {
     let s = match v {
-        None => return Err("This field is required."),
-        Some(Value::Null) => return Err("This field may not be null."),
+        None => return Err(FieldProblem::Required),
+        Some(Value::Null) => return Err(FieldProblem::Null),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err("Not a valid string."),
+        Some(_) => return Err(FieldProblem::NotAString),
     };
     let s = if trim == Trim::Yes {
         s.trim().to_string()
@@ -158,7 +146,7 @@ fn char_field(v: Option<&Value>, trim: Trim) -> Result<String, &'static str> {
         s
     };
     if s.is_empty() {
-        return Err("This field may not be blank.");
+        return Err(FieldProblem::Blank);
     }
     Ok(s)
 }

@@ -1,9 +1,19 @@
-//! Cookies, read and written by hand: sekisho sets two cookies with fixed, audited attributes,
-//! which is less code than configuring a general cookie jar.
+//! Every cookie sekisho reads or writes, with its attributes, in this one file: `sessionid`,
+//! `csrftoken` and the optional refresh-token cookie (DESIGN §3.3, §3.4). Written by hand: three
+//! cookies with fixed, audited attributes are less code than configuring a general cookie jar.
 
+use crate::extract::RequestMeta;
+use crate::state::HttpSettings;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
+use sekisho_core::config::SecureCookies;
 use std::time::Duration;
+
+/// Django's `CSRF_COOKIE_AGE`: one year.
+pub const CSRF_COOKIE_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Where refresh tokens travel as a cookie: every token endpoint, and nothing else.
+pub const REFRESH_COOKIE_PATH: &str = "/api/token/";
 
 /// The value of cookie `name` in the request (the first one, as browsers send the most specific
 /// path first).
@@ -64,6 +74,87 @@ impl SetCookie<'_> {
         if let Ok(v) = HeaderValue::from_str(&self.render()) {
             headers.append(SET_COOKIE, v);
         }
+    }
+}
+
+/// The `Set-Cookie` headers of one response, with the attributes each cookie always has.
+pub struct Jar<'a> {
+    http: &'a HttpSettings,
+    secure: bool,
+    headers: HeaderMap,
+}
+
+impl<'a> Jar<'a> {
+    pub fn new(http: &'a HttpSettings, meta: &RequestMeta) -> Self {
+        let secure = match http.secure_cookies {
+            SecureCookies::Always => true,
+            SecureCookies::Never => false,
+            SecureCookies::Auto => meta.secure,
+        };
+        Jar {
+            http,
+            secure,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// `sessionid`: HttpOnly, SameSite=Lax, Path=/.
+    pub fn set_session(&mut self, value: &str, max_age: Duration) {
+        self.add(SetCookie {
+            name: &self.http.session_cookie,
+            value,
+            path: "/",
+            max_age: Some(max_age),
+            http_only: true,
+            secure: self.secure,
+            same_site: SameSite::Lax,
+        });
+    }
+
+    pub fn clear_session(&mut self) {
+        self.set_session("", Duration::ZERO);
+    }
+
+    /// `csrftoken`: readable by JavaScript (the SPA copies it into the header), SameSite=Lax.
+    pub fn set_csrf(&mut self, token: &str) {
+        self.add(SetCookie {
+            name: &self.http.csrf_cookie,
+            value: token,
+            path: "/",
+            max_age: Some(CSRF_COOKIE_AGE),
+            http_only: false,
+            secure: self.secure,
+            same_site: SameSite::Lax,
+        });
+    }
+
+    /// The refresh token (cookie mode only; a no-op otherwise): HttpOnly, SameSite=Strict,
+    /// scoped to the token endpoints.
+    pub fn set_refresh(&mut self, value: &str, max_age: Duration) {
+        let Some(name) = &self.http.refresh_cookie else {
+            return;
+        };
+        self.add(SetCookie {
+            name,
+            value,
+            path: REFRESH_COOKIE_PATH,
+            max_age: Some(max_age),
+            http_only: true,
+            secure: self.secure,
+            same_site: SameSite::Strict,
+        });
+    }
+
+    pub fn clear_refresh(&mut self) {
+        self.set_refresh("", Duration::ZERO);
+    }
+
+    fn add(&mut self, c: SetCookie) {
+        c.append_to(&mut self.headers);
+    }
+
+    pub fn into_headers(self) -> HeaderMap {
+        self.headers
     }
 }
 

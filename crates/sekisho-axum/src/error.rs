@@ -1,9 +1,13 @@
 //! The JSON error contract, mapped once. Handlers and extractors return [`ApiError`] with `?`;
-//! this file is the only place that knows simplejwt's and DRF's status codes, codes and shapes.
+//! this file is the only place that knows simplejwt's, DRF's and Django's status codes, codes,
+//! shapes and wording (DESIGN §3). The domain's errors carry no contract text.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sekisho_core::AuthError;
+use sekisho_core::account::{ProfileProblem, WeakPassword};
+use sekisho_core::session::CsrfFailure;
+use sekisho_core::token::{TokenError, TokenType};
 use serde_json::{Map, Value, json};
 
 /// `WWW-Authenticate` on every 401, as DRF sends it for bearer authentication.
@@ -24,8 +28,7 @@ pub enum ApiError {
     NotAuthenticated {
         status: u16,
     },
-    /// A CSRF check failed; the reason is Django's wording.
-    Csrf(String),
+    Csrf(CsrfFailure),
 }
 
 impl From<AuthError> for ApiError {
@@ -34,24 +37,142 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl ApiError {
-    pub fn field(name: &str, message: &str) -> Self {
-        let mut m = Map::new();
-        m.insert(name.into(), json!([message]));
-        ApiError::Fields(m)
+impl From<CsrfFailure> for ApiError {
+    fn from(f: CsrfFailure) -> Self {
+        ApiError::Csrf(f)
     }
 }
 
-fn detail_code(detail: String, code: &str) -> Value {
+/// Why one request field was refused; [`FieldProblem::message`] is DRF's or Django's wording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldProblem {
+    Required,
+    Null,
+    Blank,
+    NotAString,
+    /// The body is JSON but not an object; carries Python's name for what it is.
+    NotAnObject(&'static str),
+    Profile(ProfileProblem),
+    WrongOldPassword,
+    WeakPassword(WeakPassword),
+    /// An embedding application's own rule, in its own words.
+    Other(String),
+}
+
+impl FieldProblem {
+    pub fn message(&self) -> String {
+        match self {
+            FieldProblem::Required => "This field is required.".into(),
+            FieldProblem::Null => "This field may not be null.".into(),
+            FieldProblem::Blank => "This field may not be blank.".into(),
+            FieldProblem::NotAString => "Not a valid string.".into(),
+            FieldProblem::NotAnObject(t) => {
+                format!("Invalid data. Expected a dictionary, but got {t}.")
+            }
+            FieldProblem::Profile(ProfileProblem::TooLong) => {
+                "Ensure this field has no more than 150 characters.".into()
+            }
+            FieldProblem::Profile(ProfileProblem::InvalidEmail) => {
+                "Enter a valid email address.".into()
+            }
+            FieldProblem::WrongOldPassword => {
+                "Your old password was entered incorrectly. Please enter it again.".into()
+            }
+            FieldProblem::Other(message) => message.clone(),
+            FieldProblem::WeakPassword(w) => match w {
+                WeakPassword::TooShort => {
+                    "This password is too short. It must contain at least 8 characters.".into()
+                }
+                WeakPassword::TooLong => "This password is too long.".into(),
+                WeakPassword::EntirelyNumeric => "This password is entirely numeric.".into(),
+                WeakPassword::SimilarToUsername => {
+                    "The password is too similar to the username.".into()
+                }
+            },
+        }
+    }
+}
+
+/// Collects field errors the way DRF does: every field's first problem, reported together.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Map<String, Value>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &str, problem: FieldProblem) {
+        self.0.insert(field.into(), json!([problem.message()]));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was added, else the 400.
+    pub fn check(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Fields(self.0))
+        }
+    }
+}
+
+impl ApiError {
+    pub fn field(name: &str, problem: FieldProblem) -> Self {
+        let mut e = FieldErrors::default();
+        e.add(name, problem);
+        ApiError::Fields(e.0)
+    }
+}
+
+/// simplejwt's message for each token refusal.
+fn token_message(e: TokenError) -> &'static str {
+    match e {
+        TokenError::Invalid => "Token is invalid",
+        TokenError::Expired => "Token is expired",
+        TokenError::WrongType => "Token has wrong type",
+        TokenError::NoType => "Token has no type",
+        TokenError::NoId => "Token has no id",
+        TokenError::NoExp => "Token has no 'exp' claim",
+        TokenError::Blacklisted => "Token is blacklisted",
+    }
+}
+
+/// simplejwt's class name, used in the `messages` list of API authentication failures.
+fn token_class(t: TokenType) -> &'static str {
+    match t {
+        TokenType::Access => "AccessToken",
+        TokenType::Refresh => "RefreshToken",
+    }
+}
+
+/// Django's reason for each CSRF failure (after `CSRF Failed: `).
+fn csrf_reason(f: &CsrfFailure) -> String {
+    match f {
+        CsrfFailure::BadOrigin(o) => {
+            format!("Origin checking failed - {o} does not match any trusted origins.")
+        }
+        CsrfFailure::CookieNotSet => "CSRF cookie not set.".into(),
+        CsrfFailure::TokenMissing => "CSRF token missing.".into(),
+        CsrfFailure::TokenIncorrect => "CSRF token incorrect.".into(),
+    }
+}
+
+const NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
+const INVALID_CREDENTIALS: &str = "No active account found with the given credentials";
+
+fn detail_code(detail: &str, code: &str) -> Value {
     json!({ "detail": detail, "code": code })
+}
+
+/// Whole seconds to wait, rounded up (never 0: `Retry-After: 0` invites a hot loop).
+fn wait_secs(w: std::time::Duration) -> u64 {
+    (w.as_secs() + u64::from(w.subsec_nanos() > 0)).max(1)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after = match &self {
-            ApiError::Auth(AuthError::Throttled(w)) => {
-                Some(w.as_secs() + u64::from(w.subsec_nanos() > 0))
-            }
+            ApiError::Auth(AuthError::Throttled(w)) => Some(wait_secs(*w)),
             _ => None,
         };
         let (status, body) = match self {
@@ -74,7 +195,8 @@ impl IntoResponse for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({ "detail": format!("Method \"{m}\" not allowed.") }),
             ),
-            ApiError::Csrf(reason) => {
+            ApiError::Csrf(failure) => {
+                let reason = csrf_reason(&failure);
                 tracing::info!(%reason, "CSRF check failed");
                 metrics::counter!("sekisho_csrf_failures_total").increment(1);
                 (
@@ -84,13 +206,13 @@ impl IntoResponse for ApiError {
             }
             ApiError::NotAuthenticated { status } => (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
-                json!({ "detail": AuthError::NotAuthenticated.to_string() }),
+                json!({ "detail": NOT_AUTHENTICATED }),
             ),
         };
         let mut res = json_response(status, body);
         if let Some(secs) = retry_after {
             res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }
@@ -100,45 +222,63 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
     use AuthError::*;
     let unauthorized = StatusCode::UNAUTHORIZED;
     match e {
-        InvalidCredentials => (
+        InvalidCredentials => (unauthorized, json!({ "detail": INVALID_CREDENTIALS })),
+        Token(t) => (
             unauthorized,
-            json!({ "detail": InvalidCredentials.to_string() }),
+            detail_code(token_message(t), "token_not_valid"),
         ),
-        Token(t) => (unauthorized, detail_code(t.message(), "token_not_valid")),
         AccessToken { class, error } => (
             unauthorized,
             json!({
                 "detail": "Given token not valid for any token type",
                 "code": "token_not_valid",
                 "messages": [{
-                    "token_class": class.class_name(),
+                    "token_class": token_class(class),
                     "token_type": class.as_str(),
-                    "message": error.message(),
+                    "message": token_message(error),
                 }],
             }),
         ),
-        e @ BadAuthorizationHeader => (
+        BadAuthorizationHeader => (
             unauthorized,
-            detail_code(e.to_string(), "bad_authorization_header"),
+            detail_code(
+                "Authorization header must contain two space-delimited values",
+                "bad_authorization_header",
+            ),
         ),
-        e @ NoUserIdentification => (unauthorized, detail_code(e.to_string(), "token_not_valid")),
-        e @ UserNotFound => (unauthorized, detail_code(e.to_string(), "user_not_found")),
-        e @ UserInactive => (unauthorized, detail_code(e.to_string(), "user_inactive")),
-        e @ NoActiveAccount => (
+        NoUserIdentification => (
             unauthorized,
-            detail_code(e.to_string(), "no_active_account"),
+            detail_code(
+                "Token contained no recognizable user identification",
+                "token_not_valid",
+            ),
         ),
-        e @ NotAuthenticated => (unauthorized, json!({ "detail": e.to_string() })),
-        e @ PermissionDenied => (StatusCode::FORBIDDEN, json!({ "detail": e.to_string() })),
+        UserNotFound => (
+            unauthorized,
+            detail_code("User not found", "user_not_found"),
+        ),
+        UserInactive => (
+            unauthorized,
+            detail_code("User is inactive", "user_inactive"),
+        ),
+        NoActiveAccount => (
+            unauthorized,
+            detail_code(
+                "No active account found for the given token.",
+                "no_active_account",
+            ),
+        ),
+        NotAuthenticated => (unauthorized, json!({ "detail": NOT_AUTHENTICATED })),
+        PermissionDenied => (
+            StatusCode::FORBIDDEN,
+            json!({ "detail": "You do not have permission to perform this action." }),
+        ),
         Invalid(msg) => (StatusCode::BAD_REQUEST, json!({ "detail": msg })),
         Conflict(msg) => (StatusCode::CONFLICT, json!({ "detail": msg })),
-        Throttled(wait) => {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({ "detail": format!("Request was throttled. Expected available in {secs} seconds.") }),
-            )
-        }
+        Throttled(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({ "detail": format!("Request was throttled. Expected available in {} seconds.", wait_secs(wait)) }),
+        ),
         Unavailable(reason) => {
             tracing::error!(%reason, "storage unavailable; failing closed");
             (
@@ -170,4 +310,38 @@ pub fn json_response(status: StatusCode, body: Value) -> Response {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     res
+}
+
+/// The JSON 500 a panicking handler turns into (no stack trace ever leaves the server).
+pub fn panic_response() -> Response {
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"detail": "A server error occurred."}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_waits_round_up_and_never_say_zero() {
+        use std::time::Duration;
+        assert_eq!(wait_secs(Duration::from_millis(1)), 1);
+        assert_eq!(wait_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(wait_secs(Duration::from_secs(30)), 30);
+        assert_eq!(wait_secs(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn csrf_reasons_are_djangos() {
+        assert_eq!(
+            csrf_reason(&CsrfFailure::BadOrigin("https://evil.example".into())),
+            "Origin checking failed - https://evil.example does not match any trusted origins."
+        );
+        assert_eq!(
+            csrf_reason(&CsrfFailure::TokenMissing),
+            "CSRF token missing."
+        );
+    }
 }

@@ -3,14 +3,14 @@
 //! a `csrftoken` cookie on every HTML page, so the app's very first POST already carries a
 //! valid token (DESIGN §1.1).
 
+use crate::cookies::Jar;
 use crate::error::ApiError;
-use crate::session_routes::ensure_csrf_cookie;
-use crate::{AppState, cookies};
+use crate::extract::{csrf, request};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sekisho_core::csrf::ANONYMOUS;
 use std::path::PathBuf;
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
@@ -53,7 +53,7 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
-    let (parts, _) = req.into_parts();
+    let (mut parts, _) = req.into_parts();
     let file_req = Request::from_parts(parts.clone(), Body::empty());
     let served = ServeDir::new(&spa.dir).oneshot(file_req).await;
     let mut fallback = false;
@@ -105,18 +105,13 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if is_html && (res.status().is_success() || not_modified) {
-        let binding = match cookies::get(&parts.headers, &state.http.session_cookie) {
-            Some(c) => match state.auth.resolve_session(c).await {
-                Ok(Some(a)) => a.record.id_hash,
-                Ok(None) => ANONYMOUS.to_string(),
-                // Storage down: still serve the page; the cookie comes with the next request.
-                Err(_) => return res,
-            },
-            None => ANONYMOUS.to_string(),
+        let Ok(binding) = csrf::binding(&mut parts, &state).await else {
+            // Storage down: still serve the page; the cookie comes with the next request.
+            return res;
         };
-        let mut extra = axum::http::HeaderMap::new();
-        ensure_csrf_cookie(&parts, &state, &binding, &mut extra);
-        res.headers_mut().extend(extra);
+        let mut jar = Jar::new(&state.http, &request::meta(&mut parts, &state.http));
+        csrf::ensure_cookie(&parts, &state, &binding, &mut jar);
+        res.headers_mut().extend(jar.into_headers());
     }
     res
 }

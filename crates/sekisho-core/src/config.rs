@@ -10,8 +10,6 @@ use std::time::Duration;
 /// The largest accepted `jwt.reuse_grace`: a grace window is a concession to racing tabs, and a
 /// long one would let a stolen, already-rotated token keep working.
 pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(60);
-/// Minimum HS256 key length in bytes (RFC 7518 §3.2: key size ≥ hash output).
-pub const MIN_HMAC_KEY_BYTES: usize = 32;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -523,21 +521,11 @@ impl Config {
             return err("database.max_connections: must be at least 1".into());
         }
         let jwt = &self.jwt;
-        match jwt.algorithm.as_str() {
-            "HS256" | "HS384" | "HS512" => {}
-            other => {
-                return err(format!(
-                    "jwt.algorithm: {other:?} is not supported (supported: HS256, HS384, HS512)"
-                ));
-            }
-        }
+        let algorithm = crate::token::SignatureAlgorithm::parse(&jwt.algorithm)?;
         if let Some(key) = &jwt.signing_key {
-            if key.expose().len() < MIN_HMAC_KEY_BYTES {
-                return err(format!(
-                    "jwt.signing_key: an {} key must be at least {MIN_HMAC_KEY_BYTES} bytes (got {})",
-                    jwt.algorithm,
-                    key.expose().len()
-                ));
+            // The key's own constructor holds the rules (length, shape): checked once, there.
+            if let Err(e) = crate::token::HmacKey::new(algorithm, key.expose().as_bytes()) {
+                return err(format!("jwt.signing_key: {e}"));
             }
             if jwt.signing_key_file.is_some() {
                 return err(

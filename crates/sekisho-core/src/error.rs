@@ -1,4 +1,5 @@
-//! The domain's error type. The HTTP layer maps each variant, once, to the JSON contract.
+//! The domain's error type. Its messages are for logs and the CLI; the HTTP layer maps each
+//! variant, once, to the JSON contract and its exact wording.
 
 use crate::store::StoreError;
 use crate::token::{TokenError, TokenType};
@@ -6,28 +7,28 @@ use crate::token::{TokenError, TokenType};
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Wrong username or password, or an inactive account (indistinguishable on purpose).
-    #[error("No active account found with the given credentials")]
+    #[error("invalid credentials")]
     InvalidCredentials,
     /// A token presented to a token endpoint (refresh, verify, blacklist) was refused.
     #[error("{0}")]
     Token(TokenError),
     /// A bearer token on an API call was refused; reported per token class as simplejwt does.
-    #[error("Given token not valid for any token type")]
+    #[error("access token refused: {error}")]
     AccessToken { class: TokenType, error: TokenError },
-    #[error("Authorization header must contain two space-delimited values")]
+    #[error("malformed Authorization header")]
     BadAuthorizationHeader,
-    #[error("Token contained no recognizable user identification")]
+    #[error("token without a user id")]
     NoUserIdentification,
-    #[error("User not found")]
+    #[error("user not found")]
     UserNotFound,
-    #[error("User is inactive")]
+    #[error("user inactive")]
     UserInactive,
     /// A refresh for a user who was disabled or deleted since the login.
-    #[error("No active account found for the given token.")]
+    #[error("no active account for the token")]
     NoActiveAccount,
-    #[error("Authentication credentials were not provided.")]
+    #[error("not authenticated")]
     NotAuthenticated,
-    #[error("You do not have permission to perform this action.")]
+    #[error("permission denied")]
     PermissionDenied,
     /// Bad input outside of HTTP parsing (CLI arguments, username rules).
     #[error("{0}")]
@@ -35,7 +36,7 @@ pub enum AuthError {
     #[error("{0}")]
     Conflict(String),
     /// Too many failed logins: try again after the given time.
-    #[error("Request was throttled.")]
+    #[error("throttled")]
     Throttled(std::time::Duration),
     /// Storage is down or slow: fail closed.
     #[error("service temporarily unavailable")]

@@ -1,22 +1,28 @@
-//! sekisho's domain: who users are, how passwords are checked, how tokens are minted, verified
-//! and rotated, and the storage traits every backend implements. Nothing here speaks HTTP or SQL,
-//! so each rule is written (and tested) once, whichever transport or store carries it.
+//! sekisho's domain: who users are, how they log in, how tokens are minted, verified and
+//! rotated, how sessions live and end, and the storage traits every backend implements. Nothing
+//! here speaks HTTP or SQL, so each rule is written (and tested) once, whichever transport or
+//! store carries it.
+//!
+//! [`Auth`] is the facade: built once by [`Auth::builder`], private state, one method per
+//! operation. Modules are concepts: [`login`] (first factor, throttling), [`token`] (policy,
+//! keys, bearer authentication), [`family`] (refresh rotation), [`session`] (sessions, CSRF),
+//! [`account`] (users, passwords, ending logins), [`authz`] (permissions).
 
+pub mod account;
+pub mod auth;
+pub mod authz;
 pub mod clock;
 pub mod config;
-pub mod csrf;
 pub mod error;
 pub mod family;
-pub mod password;
+pub mod login;
 pub mod random;
-pub mod service;
 pub mod session;
 pub mod store;
-pub mod throttle;
 pub mod token;
-pub mod user;
 
+pub use account::{User, UserId};
+pub use auth::{Auth, AuthBuilder};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use config::Config;
 pub use error::AuthError;
-pub use service::AuthService;

@@ -2,10 +2,10 @@
 //! backend can make every operation atomic its own way (a transaction, a conditional update, a
 //! server-side script). Stores live in application state as `Arc<dyn …>`.
 
+use crate::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use crate::session::SessionRecord;
-use crate::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -20,6 +20,14 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The stores an [`crate::Auth`] runs on.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub families: Arc<dyn FamilyStore>,
+    pub sessions: Arc<dyn SessionStore>,
+}
 
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {

@@ -7,11 +7,11 @@
 //! most `cache.ttl` (default 250 ms, capped at 1 s); `cache.ttl = 0` turns the cache off.
 
 use async_trait::async_trait;
+use sekisho_core::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use sekisho_core::clock::{Clock, Timestamp};
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use sekisho_core::session::SessionRecord;
 use sekisho_core::store::{FamilyStore, SessionStore, StoreResult, UserStore};
-use sekisho_core::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex};
@@ -322,36 +322,5 @@ mod tests {
         c.insert(7, "y");
         c.remove_where(|v| *v == "y");
         assert_eq!(c.get(&7), None);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn cached_stores_pass_the_conformance_suite() {
-        // Writes through the cache must be visible at once: the suite reads after every write.
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/c.db", dir.path().display());
-        let s = Arc::new(
-            crate::sqlite::SqliteStore::connect(&url, 4, Duration::from_secs(5))
-                .await
-                .unwrap(),
-        );
-        s.migrate().await.unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(sekisho_core::clock::SystemClock);
-        let users = Arc::new(CachedUsers::new(
-            s.clone(),
-            Duration::from_secs(1),
-            clock.clone(),
-        ));
-        let sessions = Arc::new(CachedSessions::new(
-            s.clone(),
-            Duration::from_secs(1),
-            clock.clone(),
-        ));
-        let families = Arc::new(CachedFamilies::new(
-            s,
-            Duration::from_secs(1),
-            clock.clone(),
-        ));
-        crate::conformance::run_all(users, families, sessions, crate::conformance::Expiry::Purge)
-            .await;
     }
 }

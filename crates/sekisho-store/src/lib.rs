@@ -1,32 +1,23 @@
 //! Storage backends for sekisho. Each implements sekisho-core's store traits and makes every
-//! trait operation atomic in its own way; the shared conformance suite in [`conformance`] runs
-//! against each of them.
+//! trait operation atomic in its own way; the shared conformance suite (the dev-only
+//! `sekisho-testing` crate) runs against each of them.
 
 pub mod cache;
-pub mod conformance;
 pub mod postgres;
 pub mod redis_store;
 mod sql;
 pub mod sqlite;
-pub mod testing;
 
 use sekisho_core::Config;
 use sekisho_core::clock::Clock;
+pub use sekisho_core::store::Stores;
 use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The stores a deployment runs on, chosen by config: users in the SQL database of
-/// `database.url`; sessions and refresh families there too, or in Redis when `sessions.store`
-/// is a `redis://` URL.
-#[derive(Clone)]
-pub struct Stores {
-    pub users: Arc<dyn UserStore>,
-    pub families: Arc<dyn FamilyStore>,
-    pub sessions: Arc<dyn SessionStore>,
-}
-
-/// Opens (and migrates) the configured stores.
+/// Opens (and migrates) the stores a deployment runs on, chosen by config: users in the SQL
+/// database of `database.url`; sessions and refresh families there too, or in Redis when
+/// `sessions.store` is a `redis://` URL; all behind the per-instance read cache (`cache.ttl`).
 pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores> {
     let db = &config.database;
     let (users, families, sessions): (

@@ -60,23 +60,3 @@ crate::sql::impl_sql_stores!(
     begin = "BEGIN",
     lock_family = "SELECT * FROM refresh_families WHERE id = $1 FOR UPDATE"
 );
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn postgres_passes_the_conformance_suite() {
-        let db = testing::fresh_pg_database().await;
-        let s = PgStore::connect(&db.url, 8, Duration::from_secs(5))
-            .await
-            .unwrap();
-        s.migrate().await.unwrap();
-        s.migrate().await.unwrap();
-        let s = std::sync::Arc::new(s);
-        crate::conformance::run_all(s.clone(), s.clone(), s, crate::conformance::Expiry::Purge)
-            .await;
-        db.drop().await;
-    }
-}

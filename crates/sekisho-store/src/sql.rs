@@ -22,7 +22,7 @@ macro_rules! impl_sql_stores {
         };
         use sekisho_core::session::SessionRecord;
         use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
-        use sekisho_core::user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
+        use sekisho_core::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
         use sqlx::Row;
 
         macro_rules! user_select {

@@ -87,24 +87,6 @@ crate::sql::impl_sql_stores!(
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let s = SqliteStore::connect(&url, 4, Duration::from_secs(5))
-            .await
-            .unwrap();
-        s.migrate().await.unwrap();
-        (dir, s)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn sqlite_passes_the_conformance_suite() {
-        let (_dir, s) = store().await;
-        let s = std::sync::Arc::new(s);
-        crate::conformance::run_all(s.clone(), s.clone(), s, crate::conformance::Expiry::Purge)
-            .await;
-    }
-
     #[tokio::test]
     async fn migrations_are_idempotent_and_create_parent_dirs() {
         let dir = tempfile::tempdir().unwrap();

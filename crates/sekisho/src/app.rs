@@ -1,16 +1,10 @@
-//! Wiring: config → stores → the auth service → the HTTP app.
+//! Wiring: config → key material and stores → the [`Auth`] facade → the HTTP app.
 
 use anyhow::{Context, Result};
 use axum::Router;
-use sekisho_axum::{AppState, HttpSettings};
+use sekisho_axum::AppState;
 use sekisho_core::clock::SystemClock;
-use sekisho_core::csrf::CsrfKey;
-use sekisho_core::password::Passwords;
-use sekisho_core::service::TokenSettings;
-use sekisho_core::session::SessionSettings;
-use sekisho_core::throttle::LoginThrottle;
-use sekisho_core::token::TokenPolicy;
-use sekisho_core::{AuthService, Config};
+use sekisho_core::{Auth, Config};
 use sekisho_store::Stores;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,40 +27,22 @@ pub async fn open_stores(config: &Config) -> Result<Stores> {
     Ok(sekisho_store::open(config, Arc::new(SystemClock)).await?)
 }
 
-pub async fn build_service(config: &Config) -> Result<Arc<AuthService>> {
-    let key = crate::keys::load_or_create(config)?;
-    let tokens = TokenPolicy::new(&config.jwt, &key)?;
+/// The facade, exactly as `serve` and every CLI command use it.
+pub async fn build_auth(config: &Config) -> Result<Arc<Auth>> {
+    let keys = crate::keys::load_or_create(config)?;
     let stores = open_stores(config).await?;
-    Ok(Arc::new(AuthService {
-        users: stores.users,
-        families: stores.families,
-        sessions: stores.sessions,
-        tokens,
-        csrf: CsrfKey::derive(&key),
-        passwords: Passwords::new(&config.passwords),
-        clock: Arc::new(SystemClock),
-        settings: TokenSettings::from(&config.jwt),
-        session_settings: SessionSettings::from(&config.sessions),
-        throttle: LoginThrottle::new(&config.throttle, Arc::new(SystemClock)),
-    }))
+    Ok(Arc::new(
+        Auth::builder(config)
+            .stores(stores)
+            .signing_key(keys.signing)
+            .csrf_key(keys.csrf)
+            .build()?,
+    ))
 }
 
-pub fn build_router(config: &Config, auth: Arc<AuthService>) -> Router {
-    let state = AppState {
-        auth,
-        http: Arc::new(HttpSettings::from_config(config)),
-        metrics: Some(metrics_recorder()),
-    };
-    let app = Router::new().merge(sekisho_axum::router(state.clone()));
-    let app = match &config.server.static_dir {
-        Some(dir) => app.fallback_service(
-            Router::new()
-                .fallback(sekisho_axum::spa::serve)
-                .with_state((state, sekisho_axum::spa::Spa { dir: dir.clone() })),
-        ),
-        None => app.fallback(sekisho_axum::api_fallback),
-    };
-    sekisho_axum::service_layers(app)
+pub fn build_router(config: &Config, auth: Arc<Auth>) -> Router {
+    let state = AppState::new(auth, config).with_metrics(metrics_recorder());
+    sekisho_axum::app(state, config.server.static_dir.clone())
 }
 
 static METRICS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
@@ -119,7 +95,7 @@ pub fn spawn_metrics_upkeep(every: Duration) {
 
 /// Deletes expired refresh families in the background: state stays bounded without an
 /// operator running anything.
-pub fn spawn_purge(auth: Arc<AuthService>, every: Duration) {
+pub fn spawn_purge(auth: Arc<Auth>, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -142,7 +118,7 @@ pub async fn serve(config: Config) -> Result<()> {
             tracing::warn!(dir = %dir.display(), "server.static_dir has no index.html; client-side routes will 404");
         }
     }
-    let auth = build_service(&config).await?;
+    let auth = build_auth(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use sekisho_core::user::NewUser;
+use sekisho_core::account::NewUser;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -131,14 +131,12 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> {
-    let auth = crate::app::build_service(&config).await?;
+    let auth = crate::app::build_auth(&config).await?;
     let find = |name: String| {
         let auth = auth.clone();
         async move {
-            auth.users
-                .user_by_username(&name)
+            auth.find_user(&name)
                 .await?
-                .map(|s| s.user)
                 .with_context(|| format!("no user named {name:?}"))
         }
     };
@@ -183,7 +181,7 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
                 "{:<6} {:<24} {:<28} {:<6} {:<5} {:<9}",
                 "id", "username", "email", "active", "staff", "superuser"
             );
-            for u in auth.users.list_users().await? {
+            for u in auth.list_users().await? {
                 println!(
                     "{:<6} {:<24} {:<28} {:<6} {:<5} {:<9}",
                     u.id, u.username, u.email, u.is_active, u.is_staff, u.is_superuser

@@ -1,11 +1,24 @@
-//! The JWT signing key: from config, from a file, or generated into the data directory on first
-//! start (32 random bytes as 64 hex characters, file mode 0600) so a fresh install is secure
-//! with no set-up and keeps its tokens valid across restarts.
+//! Key material: the JWT signing key from config, from a file, or generated into the data
+//! directory on first start (32 random bytes as 64 hex characters, file mode 0600) so a fresh
+//! install is secure with no set-up and keeps its tokens valid across restarts.
+//!
+//! The CSRF key is derived from the same HMAC secret (with its own label), so every instance
+//! that shares the signing secret also accepts every other instance's CSRF tokens. The secret's
+//! rules (length) are checked once, by the key's constructor in sekisho-core.
 
-use anyhow::{Context, Result, bail};
-use sekisho_core::config::{Config, MIN_HMAC_KEY_BYTES};
+use anyhow::{Context, Result};
+use sekisho_core::config::Config;
+use sekisho_core::session::CsrfKey;
+use sekisho_core::token::{HmacKey, SignatureAlgorithm, TokenKey};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What [`load_or_create`] hands the facade's builder.
+pub struct KeyMaterial {
+    pub signing: Arc<dyn TokenKey>,
+    pub csrf: CsrfKey,
+}
 
 pub const GENERATED_KEY_FILE: &str = "jwt-signing.key";
 
@@ -13,8 +26,30 @@ pub fn generated_key_path(config: &Config) -> PathBuf {
     config.server.data_dir.join(GENERATED_KEY_FILE)
 }
 
+/// The configured (or generated) signing key and the CSRF key derived from it.
+pub fn load_or_create(config: &Config) -> Result<KeyMaterial> {
+    let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm)?;
+    let (secret, origin) = load_or_create_secret(config)?;
+    let signing = HmacKey::new(algorithm, &secret).with_context(|| origin.clone())?;
+    Ok(KeyMaterial {
+        signing: Arc::new(signing),
+        csrf: CsrfKey::derive(&secret),
+    })
+}
+
+/// The HMAC secret and where it came from (for error messages, never the value).
+fn load_or_create_secret(config: &Config) -> Result<(Vec<u8>, String)> {
+    let secret = secret_bytes(config)?;
+    let origin = match (&config.jwt.signing_key, &config.jwt.signing_key_file) {
+        (Some(_), _) => "jwt.signing_key".to_string(),
+        (None, Some(p)) => format!("jwt.signing_key_file {}", p.display()),
+        (None, None) => format!("signing key {}", generated_key_path(config).display()),
+    };
+    Ok((secret, origin))
+}
+
 /// Returns the key bytes, generating the key file when no key is configured and none exists.
-pub fn load_or_create(config: &Config) -> Result<Vec<u8>> {
+fn secret_bytes(config: &Config) -> Result<Vec<u8>> {
     if let Some(k) = &config.jwt.signing_key {
         return Ok(k.expose().as_bytes().to_vec());
     }
@@ -55,12 +90,6 @@ fn read_key(path: &Path) -> Result<Vec<u8>> {
         .or_else(|| raw.strip_suffix(b"\n"))
         .unwrap_or(&raw)
         .to_vec();
-    if trimmed.len() < MIN_HMAC_KEY_BYTES {
-        bail!(
-            "the key must be at least {MIN_HMAC_KEY_BYTES} bytes (got {})",
-            trimmed.len()
-        );
-    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

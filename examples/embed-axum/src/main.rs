@@ -16,16 +16,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use sekisho_axum::body::{Input, Trim};
-use sekisho_axum::{ApiError, AppState, AuthUser, HttpSettings};
+use sekisho_axum::error::FieldProblem;
+use sekisho_axum::{ApiError, AppState, AuthUser};
+use sekisho_core::account::NewUser;
 use sekisho_core::clock::SystemClock;
-use sekisho_core::csrf::CsrfKey;
-use sekisho_core::password::Passwords;
-use sekisho_core::service::TokenSettings;
-use sekisho_core::session::SessionSettings;
-use sekisho_core::token::TokenPolicy;
-use sekisho_core::user::NewUser;
-use sekisho_core::{AuthService, Config};
-use sekisho_store::sqlite::SqliteStore;
+use sekisho_core::session::CsrfKey;
+use sekisho_core::token::{HmacKey, SignatureAlgorithm};
+use sekisho_core::{Auth, Config};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -139,12 +136,22 @@ async fn place_order(
         .parse::<u32>()
         .ok()
         .and_then(|id| PRODUCTS.iter().find(|p| p.id == id))
-        .ok_or_else(|| ApiError::field("product_id", "Invalid pk - object does not exist."))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "product_id",
+                FieldProblem::Other("Invalid pk - object does not exist.".into()),
+            )
+        })?;
     let quantity = quantity
         .parse::<u64>()
         .ok()
         .filter(|q| (1..=99).contains(q))
-        .ok_or_else(|| ApiError::field("quantity", "Ensure this value is between 1 and 99."))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "quantity",
+                FieldProblem::Other("Ensure this value is between 1 and 99.".into()),
+            )
+        })?;
     let mut all = d.shop.orders.lock().expect("orders lock");
     let mine = all.entry(user.username.clone()).or_default();
     let order = json!({
@@ -194,30 +201,20 @@ async fn about() -> Json<Value> {
     )
 }
 
-pub async fn build(config: &Config, key: &[u8]) -> Result<(Router, Arc<AuthService>)> {
-    let store =
-        Arc::new(SqliteStore::connect(&config.database.url, 4, config.database.timeout.0).await?);
-    store.migrate().await?;
-    let auth = Arc::new(AuthService {
-        users: store.clone(),
-        families: store.clone(),
-        sessions: store,
-        tokens: TokenPolicy::new(&config.jwt, key)?,
-        csrf: CsrfKey::derive(key),
-        passwords: Passwords::new(&config.passwords),
-        clock: Arc::new(SystemClock),
-        settings: TokenSettings::from(&config.jwt),
-        session_settings: SessionSettings::from(&config.sessions),
-        throttle: sekisho_core::throttle::LoginThrottle::new(
-            &config.throttle,
-            Arc::new(SystemClock),
-        ),
-    });
-    let state = AppState {
-        auth: auth.clone(),
-        http: Arc::new(HttpSettings::from_config(config)),
-        metrics: None,
-    };
+/// sekisho's facade, built exactly as the `sekisho` binary builds it, and this app's router.
+pub async fn build(config: &Config, key: &[u8]) -> Result<(Router, Arc<Auth>)> {
+    let clock = Arc::new(SystemClock);
+    let stores = sekisho_store::open(config, clock.clone()).await?;
+    let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm)?;
+    let auth = Arc::new(
+        Auth::builder(config)
+            .stores(stores)
+            .clock(clock)
+            .signing_key(Arc::new(HmacKey::new(algorithm, key)?))
+            .csrf_key(CsrfKey::derive(key))
+            .build()?,
+    );
+    let state = AppState::new(auth.clone(), config);
     let demo = Demo {
         auth: state.clone(),
         shop: Arc::new(Shop::default()),
@@ -254,12 +251,12 @@ pub async fn build(config: &Config, key: &[u8]) -> Result<(Router, Arc<AuthServi
 }
 
 /// The demo's two accounts: an ordinary user and a superuser (who passes every permission).
-async fn seed_users(auth: &AuthService) -> Result<()> {
+async fn seed_users(auth: &Auth) -> Result<()> {
     for (name, password, admin) in [
         ("demo", "demo-password", false),
         ("admin", "admin-password", true),
     ] {
-        if auth.users.user_by_username(name).await?.is_none() {
+        if auth.find_user(name).await?.is_none() {
             let new = NewUser {
                 username: name.into(),
                 is_staff: admin,
@@ -328,7 +325,7 @@ mod tests {
         send(app, req.body(Body::empty()).unwrap()).await
     }
 
-    async fn app_with_user(dir: &std::path::Path) -> (Router, Arc<AuthService>, String) {
+    async fn app_with_user(dir: &std::path::Path) -> (Router, Arc<Auth>, String) {
         let toml = format!(
             "[database]\nurl = \"sqlite://{}/app.db\"\n[passwords]\nargon2_memory_kib = 64\nargon2_iterations = 1\n",
             dir.display()

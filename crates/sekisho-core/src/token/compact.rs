@@ -3,52 +3,17 @@
 //! Measured under load (perf, `GET /api/auth/me/` with a bearer token), the JOSE crate's
 //! `decode` was a fifth of the server's CPU: it keys a new HMAC per call, parses the payload
 //! twice (once for its own claim checks, which sekisho turns off, once for the caller) and
-//! builds a `serde_json::Map` with a heap string per key and value. Here the HMAC key is
-//! prepared once, the MAC is checked before any JSON is parsed, and the payload is read in one
-//! pass into borrowed slices with only the claims sekisho looks at kept. The JOSE crate still
-//! signs, and the tests check this reader against it on the same tokens.
+//! builds a `serde_json::Map` with a heap string per key and value. Here the key is prepared
+//! once ([`super::keys`]), the signature is checked before any JSON is parsed, and the payload is read in one
+//! pass into borrowed slices with only the claims sekisho looks at kept. The tests check this
+//! reader against the JOSE crate's verifier on the same tokens.
 
+use super::keys::TokenKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
-use jsonwebtoken::Algorithm;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
-
-/// An HMAC key with its inner and outer pads already absorbed: each check clones that state
-/// instead of re-keying.
-#[derive(Clone)]
-pub(super) enum MacKey {
-    Hs256(Hmac<sha2::Sha256>),
-    Hs384(Hmac<sha2::Sha384>),
-    Hs512(Hmac<sha2::Sha512>),
-}
-
-impl MacKey {
-    pub(super) fn new(algorithm: Algorithm, key: &[u8]) -> Option<Self> {
-        Some(match algorithm {
-            Algorithm::HS256 => MacKey::Hs256(Hmac::new_from_slice(key).ok()?),
-            Algorithm::HS384 => MacKey::Hs384(Hmac::new_from_slice(key).ok()?),
-            Algorithm::HS512 => MacKey::Hs512(Hmac::new_from_slice(key).ok()?),
-            _ => return None,
-        })
-    }
-
-    /// Constant-time comparison of the MAC of `message` with `tag`.
-    fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
-        fn check<M: Mac + Clone>(m: &M, message: &[u8], tag: &[u8]) -> bool {
-            let mut m = m.clone();
-            m.update(message);
-            m.verify_slice(tag).is_ok()
-        }
-        match self {
-            MacKey::Hs256(m) => check(m, message, tag),
-            MacKey::Hs384(m) => check(m, message, tag),
-            MacKey::Hs512(m) => check(m, message, tag),
-        }
-    }
-}
 
 /// A claim's JSON value, reduced to what the checks need.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +72,7 @@ pub(super) struct Malformed;
 /// decoded payload, which the returned claims borrow from.
 /// What [`open`] checks a token against.
 pub(super) struct Expect<'p> {
-    pub key: &'p MacKey,
+    pub key: &'p dyn TokenKey,
     pub algorithm: &'p str,
     /// The encoded header sekisho itself writes: a token carrying exactly it needs no header
     /// parsing (it is known to name the configured algorithm and nothing else).
@@ -126,8 +91,8 @@ pub(super) fn open<'b>(
     else {
         return Err(Malformed);
     };
-    // The MAC first: nothing an attacker wrote is parsed until it is known to be ours.
-    let mut tag = [0u8; 64];
+    // The signature first: nothing an attacker wrote is parsed until it is known to be ours.
+    let mut tag = [0u8; 512];
     let n = URL_SAFE_NO_PAD
         .decode_slice(signature, &mut tag)
         .map_err(|_| Malformed)?;

@@ -1,18 +1,26 @@
 //! JWTs compatible with djangorestframework-simplejwt: the same claims (`token_type`, `exp`,
-//! `iat`, `jti` as 32 hex, the user id as a string), the same checks in the same order, and the
-//! same error strings, so an SPA written for the Django stack cannot tell the difference.
+//! `iat`, `jti` as 32 hex, the user id as a string) and the same checks in the same order, so an
+//! SPA written for the Django stack cannot tell the difference. The wording of each refusal is
+//! simplejwt's, and lives with the rest of the HTTP contract in sekisho-axum's `error` module.
 //!
-//! [`TokenPolicy`] is the single verification policy built from config at start-up. The JOSE
-//! crate signs; verification is [`compact`]'s single-pass reader, and every claim check is done
-//! here, on purpose, against the injected clock and with sekisho's defaults (leeway 0,
-//! `nbf`/`iat` in the future refused, header fields that point at other keys refused).
+//! [`TokenPolicy`] is the single verification policy built from config at start-up. Signing and
+//! verifying go through a [`keys::TokenKey`]; [`compact`] is the single-pass reader, and every
+//! claim check is done here, on purpose, against the injected clock and with sekisho's defaults
+//! (leeway 0, `nbf`/`iat` in the future refused, header fields that point at other keys refused).
 
 use crate::clock::Timestamp;
-use crate::config::{ConfigError, JwtConfig};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use crate::config::JwtConfig;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
+mod bearer;
 mod compact;
+pub mod keys;
+
+pub use bearer::BearerIdentity;
+pub use keys::{HmacKey, SignatureAlgorithm, TokenKey};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenType {
@@ -36,29 +44,25 @@ impl TokenType {
     }
 }
 
-/// Why a token was refused; `message()` is simplejwt's string for it.
+/// Why a token was refused, in simplejwt's order of checks (the HTTP layer words each case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("Token is invalid")]
+    /// Bad signature, bad shape, wrong issuer/audience, `nbf`/`iat` in the future.
+    #[error("token invalid")]
     Invalid,
-    #[error("Token is expired")]
+    #[error("token expired")]
     Expired,
-    #[error("Token has wrong type")]
+    #[error("token of the wrong type")]
     WrongType,
-    #[error("Token has no type")]
+    #[error("token without a type")]
     NoType,
-    #[error("Token has no id")]
+    #[error("token without an id")]
     NoId,
-    #[error("Token has no 'exp' claim")]
+    #[error("token without an expiry")]
     NoExp,
-    #[error("Token is blacklisted")]
+    /// Revoked: logged out, rotated away, or its family ended.
+    #[error("token revoked")]
     Blacklisted,
-}
-
-impl TokenError {
-    pub fn message(self) -> String {
-        self.to_string()
-    }
 }
 
 /// The claims sekisho reads and writes.
@@ -80,13 +84,9 @@ pub struct Claims {
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 pub struct TokenPolicy {
-    algorithm: Algorithm,
-    header: Header,
-    encoding: EncodingKey,
-    /// Verification key; the JOSE crate only signs (see [`compact`] for why).
-    mac: compact::MacKey,
-    algorithm_name: &'static str,
-    /// The first segment of every token this policy signs.
+    key: Arc<dyn TokenKey>,
+    /// The first segment of every token this policy signs (also the fast path of verification:
+    /// a token carrying exactly it needs no header parsing).
     own_header: String,
     leeway: i64,
     issuer: Option<String>,
@@ -95,55 +95,36 @@ pub struct TokenPolicy {
 }
 
 impl TokenPolicy {
-    /// Builds the policy. For HMAC algorithms `key` is used as raw bytes — a configured string
-    /// key is its UTF-8 bytes, exactly as Django's `SECRET_KEY` is used by simplejwt.
-    pub fn new(jwt: &JwtConfig, key: &[u8]) -> Result<Self, ConfigError> {
-        let algorithm = match jwt.algorithm.as_str() {
-            "HS256" => Algorithm::HS256,
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            other => {
-                return Err(ConfigError(format!(
-                    "jwt.algorithm: {other:?} is not supported"
-                )));
-            }
-        };
-        if key.len() < crate::config::MIN_HMAC_KEY_BYTES {
-            return Err(ConfigError(format!(
-                "jwt signing key: must be at least {} bytes (got {})",
-                crate::config::MIN_HMAC_KEY_BYTES,
-                key.len()
-            )));
+    pub fn new(jwt: &JwtConfig, key: Arc<dyn TokenKey>) -> Self {
+        let mut header = Map::new();
+        header.insert("typ".into(), Value::from("JWT"));
+        header.insert("alg".into(), Value::from(key.algorithm().name()));
+        if let Some(kid) = key.kid() {
+            header.insert("kid".into(), Value::from(kid));
         }
-        let mac = compact::MacKey::new(algorithm, key)
-            .ok_or_else(|| ConfigError("jwt signing key: not usable as an HMAC key".into()))?;
-        let mut header = Header::new(algorithm);
-        header.typ = Some("JWT".into());
-        let own_header = jsonwebtoken::encode(&header, &Map::new(), &EncodingKey::from_secret(key))
-            .ok()
-            .and_then(|t| t.split('.').next().map(str::to_string))
-            .unwrap_or_default();
-        Ok(TokenPolicy {
-            algorithm,
-            header,
-            encoding: EncodingKey::from_secret(key),
-            mac,
-            algorithm_name: jwt_name(algorithm),
+        let own_header = URL_SAFE_NO_PAD.encode(Value::Object(header).to_string());
+        TokenPolicy {
+            key,
             own_header,
             leeway: jwt.leeway.0.as_secs() as i64,
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
             user_id_claim: jwt.user_id_claim.clone(),
-        })
+        }
     }
 
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.key.algorithm()
     }
 
-    /// Signs claims. Serialisation is deterministic (sorted keys), so signing the same claims
-    /// with an HMAC key twice gives the same token — what lets a grace-window refresh hand out
-    /// the identical successor without storing it.
+    /// Whether signing the same claims twice gives the same token (see [`keys`]).
+    pub fn deterministic(&self) -> bool {
+        self.key.deterministic()
+    }
+
+    /// Signs claims. Serialisation is deterministic (fixed claim order), so with a deterministic
+    /// key the same claims give the same token — what lets a grace-window refresh hand out the
+    /// identical successor without storing it.
     pub fn sign(&self, claims: &Claims) -> String {
         let mut m = Map::new();
         m.insert("token_type".into(), Value::from(claims.token_type.as_str()));
@@ -162,8 +143,13 @@ impl TokenPolicy {
         if let Some(aud) = &self.audience {
             m.insert("aud".into(), Value::from(aud.as_str()));
         }
-        jsonwebtoken::encode(&self.header, &m, &self.encoding)
-            .expect("HMAC signing of a JSON map cannot fail")
+        let mut token = self.own_header.clone();
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(Value::Object(m).to_string(), &mut token);
+        let signature = self.key.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        token
     }
 
     /// Verifies a token, checking in simplejwt's order: signature, `exp`/`nbf`/`iat` (PyJWT),
@@ -181,8 +167,8 @@ impl TokenPolicy {
         }
         let mut buf = Vec::with_capacity(token.len());
         let expect = compact::Expect {
-            key: &self.mac,
-            algorithm: self.algorithm_name,
+            key: &*self.key,
+            algorithm: self.key.algorithm().name(),
             own_header: &self.own_header,
             user_id_claim: &self.user_id_claim,
         };
@@ -260,15 +246,6 @@ impl TokenPolicy {
             user_id,
             family,
         })
-    }
-}
-
-/// The `alg` header value of an HMAC algorithm.
-fn jwt_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        _ => "HS256",
     }
 }
 

@@ -5,8 +5,23 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 const KEY: &[u8] = b"a-django-secret-key-of-at-least-32-bytes!!";
 const NOW: i64 = 1_800_000_000;
 
+/// The policy for `cfg` with an HMAC key of `cfg.algorithm`, as the builder makes it.
+fn policy_for(cfg: &JwtConfig, key: &[u8]) -> TokenPolicy {
+    let alg = SignatureAlgorithm::parse(&cfg.algorithm).unwrap();
+    TokenPolicy::new(cfg, std::sync::Arc::new(HmacKey::new(alg, key).unwrap()))
+}
+
 fn policy() -> TokenPolicy {
-    TokenPolicy::new(&JwtConfig::default(), KEY).unwrap()
+    policy_for(&JwtConfig::default(), KEY)
+}
+
+/// The JOSE crate's `Algorithm` for a policy (the reference verifier below speaks it).
+fn jose_alg(p: &TokenPolicy) -> jsonwebtoken::Algorithm {
+    match p.algorithm() {
+        SignatureAlgorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+        SignatureAlgorithm::HS384 => jsonwebtoken::Algorithm::HS384,
+        SignatureAlgorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+    }
 }
 
 fn claims(tt: TokenType) -> Claims {
@@ -214,7 +229,7 @@ fn leeway_is_zero_by_default_and_configurable() {
         leeway: crate::config::Dur::secs(10),
         ..Default::default()
     };
-    let lenient = TokenPolicy::new(&cfg, KEY).unwrap();
+    let lenient = policy_for(&cfg, KEY);
     assert!(lenient.verify(&lenient.sign(&c), None, now()).is_ok());
 }
 
@@ -225,7 +240,7 @@ fn audience_and_issuer_are_enforced_when_configured() {
         issuer: Some("https://auth.example".into()),
         ..Default::default()
     };
-    let strict = TokenPolicy::new(&cfg, KEY).unwrap();
+    let strict = policy_for(&cfg, KEY);
     let t = strict.sign(&claims(TokenType::Access));
     assert!(strict.verify(&t, None, now()).is_ok());
     let plain = policy().sign(&claims(TokenType::Access));
@@ -234,7 +249,37 @@ fn audience_and_issuer_are_enforced_when_configured() {
 
 #[test]
 fn short_keys_are_refused() {
-    assert!(TokenPolicy::new(&JwtConfig::default(), b"short").is_err());
+    assert!(HmacKey::new(SignatureAlgorithm::HS256, b"short").is_err());
+}
+
+/// Tokens are byte-for-byte what the JOSE crate would sign for the same claims: the header
+/// sekisho writes is the one PyJWT and simplejwt write, and older tokens keep verifying.
+#[test]
+fn signing_matches_the_jose_crate() {
+    for alg in SignatureAlgorithm::ALL {
+        let cfg = JwtConfig {
+            algorithm: alg.name().into(),
+            issuer: Some("iss".into()),
+            ..Default::default()
+        };
+        let p = policy_for(&cfg, KEY);
+        for tt in [TokenType::Access, TokenType::Refresh] {
+            let c = claims(tt);
+            let mut m = Map::new();
+            m.insert("token_type".into(), Value::from(tt.as_str()));
+            m.insert("exp".into(), Value::from(c.exp));
+            m.insert("iat".into(), Value::from(c.iat));
+            m.insert("jti".into(), Value::from(c.jti.as_str()));
+            m.insert("user_id".into(), Value::from("7"));
+            m.insert("fid".into(), Value::from("fam"));
+            m.insert("iss".into(), Value::from("iss"));
+            let mut h = jsonwebtoken::Header::new(jose_alg(&p));
+            h.typ = Some("JWT".into());
+            let jose =
+                jsonwebtoken::encode(&h, &m, &jsonwebtoken::EncodingKey::from_secret(KEY)).unwrap();
+            assert_eq!(p.sign(&c), jose, "{}", alg.name());
+        }
+    }
 }
 
 /// The verifier sekisho used before `compact`: the JOSE crate's `decode` into a JSON map, then
@@ -261,7 +306,7 @@ fn reference_verify(
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(Invalid);
     }
-    let mut v = Validation::new(p.algorithm);
+    let mut v = Validation::new(jose_alg(p));
     v.leeway = 0;
     v.validate_exp = false;
     v.validate_nbf = false;
@@ -271,7 +316,7 @@ fn reference_verify(
         jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(key), &v)
             .map_err(|_| Invalid)?;
     let h = &data.header;
-    if h.alg != p.algorithm
+    if h.alg != jose_alg(p)
         || h.jku.is_some()
         || h.jwk.is_some()
         || h.x5u.is_some()
@@ -566,7 +611,7 @@ fn the_fast_verifier_agrees_with_the_jose_crate_on_arbitrary_tokens() {
             "jti",
         ),
     ] {
-        let p = TokenPolicy::new(&cfg, KEY).unwrap();
+        let p = policy_for(&cfg, KEY);
         let mut g = Gen(0x9E37_79B9_7F4A_7C15);
         let (mut ok, mut refused) = (0, 0);
         for i in 0..20_000 {
@@ -602,7 +647,7 @@ fn hs384_and_hs512_sign_and_verify_with_their_own_mac() {
             algorithm: alg.into(),
             ..Default::default()
         };
-        let p = TokenPolicy::new(&cfg, KEY).unwrap();
+        let p = policy_for(&cfg, KEY);
         let t = p.sign(&claims(TokenType::Refresh));
         assert_eq!(
             p.verify(&t, None, now()),

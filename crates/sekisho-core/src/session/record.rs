@@ -1,13 +1,11 @@
-//! Server-side sessions (DESIGN §3.3). The browser holds a random id with 256 bits; the store
+//! A session as stored. The browser holds a random id with 256 bits; the store
 //! holds only its SHA-256, so a leaked database or backup cannot be replayed as cookies.
 //! Sessions expire when idle and at an absolute deadline; the idle deadline slides, but the
 //! store is written at most once per renewal interval rather than on every request.
 
+use crate::account::UserId;
 use crate::clock::Timestamp;
-use crate::config::SessionsConfig;
-use crate::user::UserId;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -30,33 +28,6 @@ pub struct SessionRecord {
 impl SessionRecord {
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.idle_expires_at && now < self.absolute_expires_at
-    }
-}
-
-/// Timeouts copied out of config once.
-#[derive(Clone, Debug)]
-pub struct SessionSettings {
-    pub cookie_age: Duration,
-    pub idle_timeout: Duration,
-    pub absolute_timeout: Duration,
-}
-
-impl From<&SessionsConfig> for SessionSettings {
-    fn from(c: &SessionsConfig) -> Self {
-        SessionSettings {
-            cookie_age: c.cookie_age.0,
-            idle_timeout: c.idle_timeout.0,
-            absolute_timeout: c.absolute_timeout.0,
-        }
-    }
-}
-
-impl SessionSettings {
-    /// How stale `last_seen` may get before a request writes it: a twentieth of the idle
-    /// timeout, between 1 s and 5 min. An active user's session never lapses, and a busy API
-    /// does not turn every read into a write.
-    pub fn renew_after(&self) -> Duration {
-        (self.idle_timeout / 20).clamp(Duration::from_secs(1), Duration::from_secs(300))
     }
 }
 
@@ -92,21 +63,6 @@ mod tests {
         assert_ne!(hash_session_id(&id), id);
         assert_eq!(hash_session_id(&id), hash_session_id(&id));
         assert!(!plausible_session_id("planted"));
-    }
-
-    #[test]
-    fn renewal_interval_is_bounded() {
-        let s = |idle| {
-            SessionSettings {
-                cookie_age: idle,
-                idle_timeout: idle,
-                absolute_timeout: idle,
-            }
-            .renew_after()
-        };
-        assert_eq!(s(Duration::from_secs(2)), Duration::from_secs(1));
-        assert_eq!(s(Duration::from_secs(1200)), Duration::from_secs(60));
-        assert_eq!(s(Duration::from_secs(14 * 86400)), Duration::from_secs(300));
     }
 
     #[test]

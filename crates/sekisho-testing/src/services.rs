@@ -1,4 +1,4 @@
-//! Test support: throwaway PostgreSQL databases and Redis key prefixes on the machine's real
+//! Throwaway PostgreSQL databases and Redis key prefixes on the machine's real
 //! services. URLs come from `SEKISHO_TEST_POSTGRES_URL` and `SEKISHO_TEST_REDIS_URL`; a missing
 //! variable or an unreachable service fails the test (it is never skipped).
 

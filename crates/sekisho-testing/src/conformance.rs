@@ -1,12 +1,12 @@
 //! One behaviour suite for every store backend: each backend's tests call [`run_all`] with its
 //! own instances, so SQLite, PostgreSQL and Redis are held to exactly the same contract.
 
+use sekisho_core::account::{NewUser, ProfileUpdate};
 use sekisho_core::clock::Timestamp;
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use sekisho_core::random::hex128;
 use sekisho_core::session::SessionRecord;
 use sekisho_core::store::{FamilyStore, SessionStore, StoreError, UserStore};
-use sekisho_core::user::{NewUser, ProfileUpdate};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,12 +1,14 @@
 //! Facts about a request that the security checks need: is it HTTPS, what is the server's own
 //! origin, who is the client. `X-Forwarded-*` headers are believed only from trusted proxies
-//! (`server.trusted_proxies`), otherwise any client could claim to be anyone.
+//! (`server.trusted_proxies`), otherwise any client could claim to be anyone. Computed once per
+//! request and kept in its extensions.
 
-use crate::HttpSettings;
+use crate::state::HttpSettings;
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
@@ -17,7 +19,17 @@ pub struct RequestMeta {
     pub user_agent: String,
 }
 
-pub fn meta(parts: &Parts, http: &HttpSettings) -> RequestMeta {
+/// The request's [`RequestMeta`], computed on first use.
+pub fn meta(parts: &mut Parts, http: &HttpSettings) -> Arc<RequestMeta> {
+    if let Some(m) = parts.extensions.get::<Arc<RequestMeta>>() {
+        return m.clone();
+    }
+    let m = Arc::new(compute(parts, http));
+    parts.extensions.insert(m.clone());
+    m
+}
+
+fn compute(parts: &Parts, http: &HttpSettings) -> RequestMeta {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

@@ -6,8 +6,8 @@
 //! under the row lock when the swap loses a race; Redis inside a script) so two refreshes of one
 //! token can never both mint successors.
 
+use crate::account::UserId;
 use crate::clock::Timestamp;
-use crate::user::UserId;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

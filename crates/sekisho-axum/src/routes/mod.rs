@@ -1,0 +1,79 @@
+//! The auth endpoints (DESIGN §3.1, §3.3, §3.6), one file per group: [`token`] (simplejwt's
+//! four), [`session`] (Django-style session login and devices), [`me`] (the caller's own
+//! account), [`ops`] (health, metrics, OpenAPI). Every path answers with and without its
+//! trailing slash, with no redirect (a redirected POST loses its body).
+
+mod me;
+mod ops;
+mod session;
+mod token;
+
+pub use me::UserView;
+
+use crate::body::Input;
+use crate::error::ApiError;
+use crate::openapi;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::http::request::Parts;
+use axum::routing::{MethodRouter, delete, get, post};
+
+/// The handlers of one documented path. Registration walks [`openapi::PATHS`], so a route
+/// cannot exist without its OpenAPI entry, nor an entry without its route.
+fn endpoint(path: &str) -> MethodRouter<AppState> {
+    match path {
+        "/api/token/" => post(token::obtain),
+        "/api/token/refresh/" => post(token::refresh),
+        "/api/token/verify/" => post(token::verify),
+        "/api/token/blacklist/" => post(token::blacklist),
+        "/api/auth/csrf/" => get(session::csrf_token),
+        "/api/auth/login/" => post(session::login),
+        "/api/auth/logout/" => post(session::logout),
+        "/api/auth/me/" => get(me::me).patch(me::update_me),
+        "/api/auth/password/" => post(me::change_password),
+        "/api/auth/sessions/" => get(session::list_sessions),
+        "/api/auth/sessions/{id}/" => delete(session::delete_session),
+        "/api/auth/logout-all/" => post(session::logout_all),
+        "/healthz" => get(ops::healthz),
+        "/readyz" => get(ops::readyz),
+        "/metrics" => get(ops::metrics_text),
+        "/api/openapi.json" => get(ops::openapi_json),
+        other => unreachable!("documented path {other} has no handler"),
+    }
+}
+
+/// The sekisho endpoints, ready to merge into an application's router. Paths ending in `/`
+/// also answer without it.
+pub fn router<S>(state: AppState) -> Router<S> {
+    let mut r = Router::new();
+    for path in openapi::PATHS {
+        r = r.route(path, endpoint(path));
+        if path.len() > 1 && path.ends_with('/') {
+            r = r.route(path.trim_end_matches('/'), endpoint(path));
+        }
+    }
+    r.with_state(state)
+}
+
+/// JSON 404 for unknown paths (DRF's body).
+pub async fn api_fallback() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Splits a request into its parts (for extractors and cookies) and its parsed body.
+async fn parts_and_input(s: &AppState, req: Request) -> Result<(Parts, Input), ApiError> {
+    let (parts, body) = req.into_parts();
+    let input = Input::from_request(Request::from_parts(parts.clone(), body), s).await?;
+    Ok((parts, input))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_documented_path_has_a_handler() {
+        for p in crate::openapi::PATHS {
+            let _ = super::endpoint(p);
+        }
+    }
+}

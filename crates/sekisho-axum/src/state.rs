@@ -1,0 +1,80 @@
+//! What every handler and extractor shares: the [`Auth`] facade and the HTTP settings taken
+//! from config once. An application keeps an [`AppState`] in its own state (implement
+//! `FromRef`) or uses it as the state directly.
+
+use axum::http::HeaderName;
+use sekisho_core::config::SecureCookies;
+use sekisho_core::{Auth, Config};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) http: Arc<HttpSettings>,
+    /// Renders the Prometheus exposition for `GET /metrics`; `None` (e.g. when the embedding
+    /// application exports metrics itself) makes that path a 404.
+    pub(crate) metrics: Option<MetricsRender>,
+}
+
+impl AppState {
+    pub fn new(auth: Arc<Auth>, config: &Config) -> Self {
+        AppState {
+            auth,
+            http: Arc::new(HttpSettings::from_config(config)),
+            metrics: None,
+        }
+    }
+
+    /// Serves `GET /metrics` with `render`.
+    pub fn with_metrics(mut self, render: MetricsRender) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
+    pub fn http(&self) -> &HttpSettings {
+        &self.http
+    }
+}
+
+/// A function rendering the current metrics in the Prometheus text format.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// HTTP-only settings taken from config once.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub max_body_size: usize,
+    /// 401 (default) or 403 for unauthenticated requests to protected routes.
+    pub unauthenticated_status: u16,
+    pub session_cookie: String,
+    pub secure_cookies: SecureCookies,
+    pub csrf_cookie: String,
+    pub csrf_header: HeaderName,
+    pub trusted_origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+    /// `Some(name)` when the refresh token also travels in an HttpOnly cookie (DESIGN §3.4).
+    pub refresh_cookie: Option<String>,
+}
+
+impl HttpSettings {
+    pub fn from_config(c: &Config) -> Self {
+        HttpSettings {
+            max_body_size: c.server.max_body_size as usize,
+            unauthenticated_status: c.auth.unauthenticated_status as u16,
+            session_cookie: c.sessions.cookie_name.clone(),
+            secure_cookies: c.sessions.secure_cookies,
+            csrf_cookie: c.csrf.cookie_name.clone(),
+            csrf_header: HeaderName::from_bytes(c.csrf.header_name.to_ascii_lowercase().as_bytes())
+                .unwrap_or(HeaderName::from_static("x-csrftoken")),
+            trusted_origins: c.csrf.trusted_origins.clone(),
+            trusted_proxies: c.server.trusted_proxies.clone(),
+            refresh_cookie: c
+                .jwt
+                .refresh_cookie
+                .then(|| c.jwt.refresh_cookie_name.clone()),
+        }
+    }
+}

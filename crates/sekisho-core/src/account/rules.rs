@@ -1,0 +1,149 @@
+//! The rules account data must follow: Django's, so an imported user table and a Django front
+//! end's forms keep working. Each broken rule is a value; the HTTP layer words it in Django's
+//! terms, the CLI in its own.
+
+use super::user::{ProfileUpdate, User};
+use crate::error::AuthError;
+
+/// A profile field that broke a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileField {
+    Email,
+    FirstName,
+    LastName,
+}
+
+impl ProfileField {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileField::Email => "email",
+            ProfileField::FirstName => "first_name",
+            ProfileField::LastName => "last_name",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileProblem {
+    /// Longer than Django's 150 characters for names.
+    TooLong,
+    InvalidEmail,
+}
+
+/// Django's field limits: names up to 150 characters, e-mail up to 254 with one `@`.
+pub fn validate_profile(u: &ProfileUpdate) -> Result<(), (ProfileField, ProfileProblem)> {
+    for (field, v) in [
+        (ProfileField::FirstName, &u.first_name),
+        (ProfileField::LastName, &u.last_name),
+    ] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > 150) {
+            return Err((field, ProfileProblem::TooLong));
+        }
+    }
+    if let Some(e) = &u.email {
+        let ok = e.is_empty()
+            || (e.chars().count() <= 254
+                && e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
+                && !e.chars().any(char::is_whitespace));
+        if !ok {
+            return Err((ProfileField::Email, ProfileProblem::InvalidEmail));
+        }
+    }
+    Ok(())
+}
+
+/// Django's username rule: 1–150 characters of letters, digits and `@.+-_`.
+pub fn validate_username(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 150 {
+        return Err("username must be 1 to 150 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    {
+        return Err("username may contain only letters, digits and @/./+/-/_".into());
+    }
+    Ok(())
+}
+
+/// Passwords are taken as given (never trimmed), but an empty one or one large enough to be a
+/// denial of service is refused.
+pub fn validate_password(password: &str) -> Result<(), AuthError> {
+    if password.is_empty() {
+        return Err(AuthError::Invalid("password must not be empty".into()));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AuthError::Invalid(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+const MAX_PASSWORD_BYTES: usize = 4096;
+
+/// Why a new password chosen by its user is refused (Django's default validators, in spirit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeakPassword {
+    /// Fewer than 8 characters.
+    TooShort,
+    TooLong,
+    EntirelyNumeric,
+    SimilarToUsername,
+}
+
+/// The first rule a new password breaks: at least 8 characters, not all digits, not the username.
+pub fn weak_password(password: &str, user: &User) -> Option<WeakPassword> {
+    if password.chars().count() < 8 {
+        return Some(WeakPassword::TooShort);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Some(WeakPassword::TooLong);
+    }
+    if password.chars().all(|c| c.is_ascii_digit()) {
+        return Some(WeakPassword::EntirelyNumeric);
+    }
+    if password.eq_ignore_ascii_case(&user.username) {
+        return Some(WeakPassword::SimilarToUsername);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_django() {
+        assert!(validate_username("alice.b+1@x-y_z").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("has space").is_err());
+        assert!(validate_username(&"a".repeat(151)).is_err());
+    }
+
+    #[test]
+    fn profile_rules() {
+        let long = ProfileUpdate {
+            last_name: Some("x".repeat(151)),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_profile(&long),
+            Err((ProfileField::LastName, ProfileProblem::TooLong))
+        );
+        let bad = ProfileUpdate {
+            email: Some("a@b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_profile(&bad),
+            Err((ProfileField::Email, ProfileProblem::InvalidEmail))
+        );
+        let blank = ProfileUpdate {
+            email: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(validate_profile(&blank), Ok(()));
+    }
+}

@@ -1,0 +1,263 @@
+//! Refresh families (DESIGN §3.2): one per login, rotated atomically by the store. Follow one
+//! refresh: [`Auth::refresh`] verifies the token against the policy, asks the store to apply
+//! [`decide_rotation`] as one compare-and-swap, and signs whatever the outcome hands out — a new
+//! successor, the same successor again inside the grace window, or nothing (reuse revokes).
+
+mod rotation;
+
+pub use rotation::{
+    FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Successor, Write, decide_rotation,
+    purgeable_before,
+};
+
+use crate::account::{User, UserId};
+use crate::auth::Auth;
+use crate::clock::Timestamp;
+use crate::error::AuthError;
+use crate::random;
+use crate::token::{Claims, TokenError, TokenType};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+    /// How long the refresh token lives from now (e.g. for a cookie's `Max-Age`).
+    pub refresh_max_age: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Refreshed {
+    pub access: String,
+    /// The successor refresh token; `None` when rotation is off.
+    pub refresh: Option<String>,
+    /// How long the successor lives from now, when there is one.
+    pub refresh_max_age: Option<Duration>,
+    /// True when this answer came from the grace window (a racing request rotated first).
+    pub from_grace: bool,
+}
+
+/// The family id a refresh token minted elsewhere (an existing Django deployment: no `fid`
+/// claim) is adopted into.
+pub fn legacy_family_id(jti: &str) -> String {
+    format!("legacy-{jti}")
+}
+
+/// Seconds from `now` to `exp`, never negative.
+fn max_age(exp: i64, now: Timestamp) -> Duration {
+    Duration::from_secs((exp - now.secs()).max(0) as u64)
+}
+
+/// The first characters of an id, for logs that must not carry the whole identifier.
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+impl Auth {
+    /// `POST /api/token/`: checks the password, then starts a family (one login).
+    pub async fn obtain_pair(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<TokenPair, AuthError> {
+        let user = self.check_password(username, password, client_ip).await?;
+        self.issue_pair(&user).await
+    }
+
+    /// A new family for an already authenticated user, and its first token pair.
+    pub async fn issue_pair(&self, user: &User) -> Result<TokenPair, AuthError> {
+        let s = &self.token_settings;
+        let now = self.now();
+        let absolute_exp = now.plus(s.absolute_lifetime).secs();
+        let first = Successor {
+            jti: random::hex128(),
+            iat: now.secs(),
+            exp: (now.plus(s.refresh_lifetime).secs()).min(absolute_exp),
+        };
+        let family = FamilyRecord {
+            id: random::hex128(),
+            user_id: user.id,
+            current_jti: first.jti.clone(),
+            current_iat: first.iat,
+            current_exp: first.exp,
+            previous_jti: None,
+            rotated_at: None,
+            created_at: now,
+            absolute_exp,
+            revoked_at: None,
+        };
+        // Persist before handing anything out: a token whose state was not stored must never
+        // leave the server.
+        if !self.families.create_family(&family).await? {
+            return Err(AuthError::Internal("family id collision".into()));
+        }
+        let uid = user.id.to_string();
+        Ok(TokenPair {
+            access: self.sign_access(&uid, &family.id, now),
+            refresh: self.sign_refresh(&uid, &family.id, &first),
+            refresh_max_age: max_age(first.exp, now),
+        })
+    }
+
+    fn sign_access(&self, user_id: &str, family: &str, now: Timestamp) -> String {
+        self.tokens.sign(&Claims {
+            token_type: TokenType::Access,
+            exp: now.plus(self.token_settings.access_lifetime).secs(),
+            iat: now.secs(),
+            jti: random::hex128(),
+            user_id: Some(user_id.to_string()),
+            family: Some(family.to_string()),
+        })
+    }
+
+    fn sign_refresh(&self, user_id: &str, family: &str, s: &Successor) -> String {
+        self.tokens.sign(&Claims {
+            token_type: TokenType::Refresh,
+            exp: s.exp,
+            iat: s.iat,
+            jti: s.jti.clone(),
+            user_id: Some(user_id.to_string()),
+            family: Some(family.to_string()),
+        })
+    }
+
+    /// `POST /api/token/refresh/`: rotate the family atomically. Parallel refreshes of one token
+    /// all succeed and agree inside the grace window; older tokens revoke the family.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
+        let uid = claims
+            .user_id
+            .clone()
+            .ok_or(AuthError::Token(TokenError::Invalid))?;
+        let user_id: UserId = uid
+            .parse()
+            .map_err(|_| AuthError::Token(TokenError::Invalid))?;
+        match self.users.user_by_id(user_id).await? {
+            Some(u) if u.is_active => {}
+            _ => return Err(AuthError::NoActiveAccount),
+        }
+        let family = self.family_of(&claims).await?;
+        let s = &self.token_settings;
+        let outcome = self
+            .families
+            .rotate(&RotateRequest {
+                family_id: family.clone(),
+                presented_jti: claims.jti.clone(),
+                new_jti: random::hex128(),
+                now,
+                grace: s.grace,
+                idle_lifetime: s.refresh_lifetime,
+                rotate: s.rotate,
+            })
+            .await?;
+        let label = match &outcome {
+            RotateOutcome::Rotated(_) => "rotated",
+            RotateOutcome::Grace(_) => "grace",
+            RotateOutcome::Unchanged(_) => "unchanged",
+            RotateOutcome::ReuseDetected => "reuse",
+            RotateOutcome::Revoked | RotateOutcome::NotFound => "revoked",
+            RotateOutcome::Expired => "expired",
+        };
+        metrics::counter!("sekisho_refreshes_total", "outcome" => label).increment(1);
+        let successor = |succ: &Successor, from_grace| Refreshed {
+            access: self.sign_access(&uid, &family, now),
+            refresh: Some(self.sign_refresh(&uid, &family, succ)),
+            refresh_max_age: Some(max_age(succ.exp, now)),
+            from_grace,
+        };
+        match outcome {
+            RotateOutcome::Rotated(succ) => Ok(successor(&succ, false)),
+            RotateOutcome::Grace(succ) => Ok(successor(&succ, true)),
+            RotateOutcome::Unchanged(_) => Ok(Refreshed {
+                access: self.sign_access(&uid, &family, now),
+                refresh: None,
+                refresh_max_age: None,
+                from_grace: false,
+            }),
+            RotateOutcome::ReuseDetected => {
+                metrics::counter!("sekisho_reuse_detections_total").increment(1);
+                tracing::warn!(user_id, family = %short(&family), "refresh token reuse detected; family revoked");
+                Err(TokenError::Blacklisted.into())
+            }
+            RotateOutcome::Revoked | RotateOutcome::NotFound => Err(TokenError::Blacklisted.into()),
+            RotateOutcome::Expired => Err(TokenError::Expired.into()),
+        }
+    }
+
+    /// The family a refresh token belongs to. A token minted elsewhere with the same key (no
+    /// `fid` claim) is adopted on first use into a family named after its `jti`, created only
+    /// if absent, so it rotates — and is caught on reuse — exactly like sekisho's own tokens,
+    /// and racing first uses agree on one family.
+    async fn family_of(&self, claims: &Claims) -> Result<String, AuthError> {
+        if let Some(f) = &claims.family {
+            return Ok(f.clone());
+        }
+        let user_id: UserId = claims
+            .user_id
+            .as_deref()
+            .and_then(|u| u.parse().ok())
+            .ok_or(AuthError::Token(TokenError::Invalid))?;
+        let id = legacy_family_id(&claims.jti);
+        let created = Timestamp::from_secs(claims.iat);
+        self.families
+            .create_family(&FamilyRecord {
+                id: id.clone(),
+                user_id,
+                current_jti: claims.jti.clone(),
+                current_iat: claims.iat,
+                current_exp: claims.exp,
+                previous_jti: None,
+                rotated_at: None,
+                created_at: created,
+                absolute_exp: created.plus(self.token_settings.absolute_lifetime).secs(),
+                revoked_at: None,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// `POST /api/token/verify/`: signature and lifetime, plus revocation state for tokens that
+    /// belong to a family (a rotated-away refresh token counts as blacklisted, as in simplejwt).
+    pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, None, now)?;
+        let fid = match (&claims.family, claims.token_type) {
+            (Some(f), _) => f.clone(),
+            // A foreign refresh token counts as revoked once its adopted family says so.
+            (None, TokenType::Refresh) => {
+                let id = legacy_family_id(&claims.jti);
+                match self.families.family(&id).await? {
+                    Some(_) => id,
+                    None => return Ok(()),
+                }
+            }
+            (None, TokenType::Access) => return Ok(()),
+        };
+        let family = self.families.family(&fid).await?;
+        let live = match (&family, claims.token_type) {
+            (None, _) => false,
+            (Some(f), TokenType::Refresh) => f.accepts(&claims.jti, now, self.token_settings.grace),
+            (Some(f), TokenType::Access) => !f.is_revoked(),
+        };
+        if live {
+            Ok(())
+        } else {
+            Err(TokenError::Blacklisted.into())
+        }
+    }
+
+    /// `POST /api/token/blacklist/`: log out the login the refresh token belongs to.
+    pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
+        let fid = &self.family_of(&claims).await?;
+        match self.families.revoke_family(fid, now, "logout").await? {
+            RevokeOutcome::Revoked => Ok(()),
+            RevokeOutcome::AlreadyRevoked | RevokeOutcome::NotFound => {
+                Err(TokenError::Blacklisted.into())
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The first factor: a username and password, checked against the stored hash with brute-force
+//! throttling in front (DESIGN §6). Both ways of logging in (session and token) go through
+//! [`Auth::check_password`]; second factors land here next.
+
+pub mod password;
+pub mod throttle;
+
+use crate::account::User;
+use crate::auth::Auth;
+use crate::error::AuthError;
+use password::Verification;
+
+impl Auth {
+    /// Checks a username and password. Unknown users and inactive users cost one full hash
+    /// check too, and all failures look the same to the caller. Locked-out accounts and
+    /// addresses are refused before any hashing.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<User, AuthError> {
+        if let Err(wait) = self.throttle.check(username, client_ip) {
+            metrics::counter!("sekisho_logins_total", "result" => "throttled").increment(1);
+            return Err(AuthError::Throttled(wait));
+        }
+        let result = self.check_password_unthrottled(username, password).await;
+        match &result {
+            Ok(_) => {
+                self.throttle.record_success(username);
+                metrics::counter!("sekisho_logins_total", "result" => "success").increment(1);
+            }
+            Err(AuthError::InvalidCredentials) => {
+                self.throttle.record_failure(username, client_ip);
+                metrics::counter!("sekisho_logins_total", "result" => "failure").increment(1);
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn check_password_unthrottled(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<User, AuthError> {
+        let stored = self.users.user_by_username(username).await?;
+        let hash = stored.as_ref().map(|s| s.password_hash.as_str());
+        let verdict = self.passwords.verify(password, hash).await;
+        let (Some(stored), Verification::Match { upgrade }) = (stored, verdict) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !stored.user.is_active {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if upgrade {
+            // Re-hash with current parameters now that the plain password is at hand; a failure
+            // here must not fail the login.
+            match self.passwords.hash(password).await {
+                Ok(h) => {
+                    if let Err(e) = self.users.set_password_hash(stored.user.id, &h).await {
+                        tracing::warn!(user_id = stored.user.id, error = %e, "password hash upgrade not saved");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "password hash upgrade failed"),
+            }
+        }
+        self.users.record_login(stored.user.id, self.now()).await?;
+        Ok(stored.user)
+    }
+}

@@ -1,0 +1,58 @@
+//! Bearer authentication of an API call (simplejwt's `JWTAuthentication`): the access token is
+//! verified statelessly; strict mode also asks the family store whether its login still lives.
+
+use super::{Claims, TokenError, TokenType};
+use crate::account::{User, UserId};
+use crate::auth::Auth;
+use crate::error::AuthError;
+use std::sync::Arc;
+
+/// An authenticated bearer request.
+#[derive(Clone, Debug)]
+pub struct BearerIdentity {
+    pub user: Arc<User>,
+    pub claims: Claims,
+}
+
+impl Auth {
+    /// Authenticates the token of an `Authorization: Bearer` header.
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<BearerIdentity, AuthError> {
+        let now = self.now();
+        let claims = self
+            .tokens
+            .verify(token, Some(TokenType::Access), now)
+            .map_err(|error| AuthError::AccessToken {
+                class: TokenType::Access,
+                error,
+            })?;
+        let uid = claims
+            .user_id
+            .as_deref()
+            .ok_or(AuthError::NoUserIdentification)?;
+        let id: UserId = uid.parse().map_err(|_| AuthError::UserNotFound)?;
+        let user = self
+            .users
+            .user_by_id(id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
+        if !user.is_active {
+            return Err(AuthError::UserInactive);
+        }
+        if self.token_settings.strict_access
+            && let Some(fid) = &claims.family
+        {
+            let revoked = self
+                .families
+                .family(fid)
+                .await?
+                .is_none_or(|f| f.is_revoked());
+            if revoked {
+                return Err(AuthError::AccessToken {
+                    class: TokenType::Access,
+                    error: TokenError::Blacklisted,
+                });
+            }
+        }
+        Ok(BearerIdentity { user, claims })
+    }
+}
