@@ -77,20 +77,8 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Val
         Value::Object(m) => Ok(m),
         other => Err(ApiError::field(
             "non_field_errors",
-            FieldProblem::NotAnObject(python_type(&other)),
+            FieldProblem::NotAnObject(crate::error::python_type(&other)),
         )),
-    }
-}
-
-fn python_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
     }
 }
 

@@ -2,7 +2,6 @@
 //! `csrftoken` and the optional refresh-token cookie (DESIGN §3.3, §3.4). Written by hand: three
 //! cookies with fixed, audited attributes are less code than configuring a general cookie jar.
 
-use crate::extract::RequestMeta;
 use crate::state::HttpSettings;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
@@ -85,11 +84,13 @@ pub struct Jar<'a> {
 }
 
 impl<'a> Jar<'a> {
-    pub fn new(http: &'a HttpSettings, meta: &RequestMeta) -> Self {
+    /// `https` says whether the request came over HTTPS (directly or via a trusted proxy):
+    /// with `sessions.secure_cookies = auto`, that decides the `Secure` attribute.
+    pub fn new(http: &'a HttpSettings, https: bool) -> Self {
         let secure = match http.secure_cookies {
             SecureCookies::Always => true,
             SecureCookies::Never => false,
-            SecureCookies::Auto => meta.secure,
+            SecureCookies::Auto => https,
         };
         Jar {
             http,

@@ -124,6 +124,19 @@ impl ApiError {
     }
 }
 
+/// Python's name for a JSON value's type, as DRF's messages say it.
+pub fn python_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
 /// simplejwt's message for each token refusal.
 fn token_message(e: TokenError) -> &'static str {
     match e {

@@ -109,7 +109,7 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
             // Storage down: still serve the page; the cookie comes with the next request.
             return res;
         };
-        let mut jar = Jar::new(&state.http, &request::meta(&mut parts, &state.http));
+        let mut jar = Jar::new(&state.http, request::meta(&mut parts, &state.http).secure);
         csrf::ensure_cookie(&parts, &state, &binding, &mut jar);
         res.headers_mut().extend(jar.into_headers());
     }

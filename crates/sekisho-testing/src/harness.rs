@@ -124,32 +124,7 @@ impl Harness {
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load("", vars).expect("harness config");
         let clock = ManualClock::at(SystemClock.now());
-        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let stores = sekisho_store::open(&config, shared.clone())
-            .await
-            .expect("open stores");
-        let secret = config
-            .jwt
-            .signing_key
-            .as_ref()
-            .expect("a signing key")
-            .expose()
-            .as_bytes()
-            .to_vec();
-        let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm).expect("algorithm");
-        let auth = Arc::new(
-            Auth::builder(&config)
-                .stores(stores)
-                .clock(shared)
-                .signing_key(Arc::new(HmacKey::new(algorithm, &secret).expect("key")))
-                .csrf_key(CsrfKey::derive(&secret))
-                .build()
-                .expect("auth"),
-        );
-        let router = sekisho_axum::app(
-            AppState::new(auth.clone(), &config),
-            config.server.static_dir.clone(),
-        );
+        let (auth, router) = build(&config, &clock).await;
         Harness {
             clock,
             auth,
@@ -157,6 +132,21 @@ impl Harness {
             router,
             _dir: dir,
             pg,
+        }
+    }
+
+    /// A second instance on the same stores and keys (two servers behind one load balancer),
+    /// with its own clock and read cache; its clock starts where this one's is now.
+    pub async fn start_sharing(&self) -> Harness {
+        let clock = ManualClock::at(self.clock.now());
+        let (auth, router) = build(&self.config, &clock).await;
+        Harness {
+            clock,
+            auth,
+            config: self.config.clone(),
+            router,
+            _dir: tempfile::tempdir().expect("tempdir"),
+            pg: None,
         }
     }
 
@@ -267,6 +257,37 @@ impl Drop for Harness {
             .join();
         }
     }
+}
+
+/// The facade and the app, as the binary builds them, on `clock`.
+async fn build(config: &Config, clock: &ManualClock) -> (Arc<Auth>, Router) {
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let stores = sekisho_store::open(config, shared.clone())
+        .await
+        .expect("open stores");
+    let secret = config
+        .jwt
+        .signing_key
+        .as_ref()
+        .expect("a signing key")
+        .expose()
+        .as_bytes()
+        .to_vec();
+    let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm).expect("algorithm");
+    let auth = Arc::new(
+        Auth::builder(config)
+            .stores(stores)
+            .clock(shared)
+            .signing_key(Arc::new(HmacKey::new(algorithm, &secret).expect("key")))
+            .csrf_key(CsrfKey::derive(&secret))
+            .build()
+            .expect("auth"),
+    );
+    let router = sekisho_axum::app(
+        AppState::new(auth.clone(), config),
+        config.server.static_dir.clone(),
+    );
+    (auth, router)
 }
 
 /// `sqlite` (default), `postgres` or `postgres+redis`.

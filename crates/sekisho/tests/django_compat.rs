@@ -37,7 +37,7 @@ fn user_id(s: &Server, name: &str) -> String {
 async fn a_django_refresh_token_is_adopted_then_rotates_like_ours() {
     let s = Server::start(&[
         ("SEKISHO_JWT__SIGNING_KEY", SECRET_KEY),
-        ("SEKISHO_JWT__REUSE_GRACE", "2s"),
+        ("SEKISHO_JWT__REUSE_GRACE", "30s"),
     ]);
     s.create_user("legacy", PASSWORD);
     let uid = user_id(&s, "legacy");
@@ -84,32 +84,12 @@ async fn a_django_refresh_token_is_adopted_then_rotates_like_ours() {
     );
     assert_eq!(claims(&next)["user_id"], Value::from(uid.as_str()));
 
-    // The Django token has been rotated away: verify calls it blacklisted.
-    let v = s
-        .post_json("/api/token/verify/", json!({"token": token}))
-        .await;
-    assert_eq!(v.status, 200, "still inside the grace window");
-    std::thread::sleep(std::time::Duration::from_millis(2200));
-    let v = s
-        .post_json("/api/token/verify/", json!({"token": token}))
-        .await;
-    assert_eq!(
-        (v.status.as_u16(), v.body["detail"].as_str()),
-        (401, Some("Token is blacklisted"))
-    );
-
-    // Replaying it now is reuse: the whole adopted family is revoked.
-    let replay = s
-        .post_json("/api/token/refresh/", json!({"refresh": token}))
-        .await;
-    assert_eq!(replay.status, 401);
+    // Reuse after the grace window, with the adopted family, is tested on a manual clock
+    // (crates/sekisho-testing/tests/lifetimes.rs).
     let after = s
         .post_json("/api/token/refresh/", json!({"refresh": next}))
         .await;
-    assert_eq!(
-        (after.status.as_u16(), after.body["detail"].as_str()),
-        (401, Some("Token is blacklisted"))
-    );
+    assert_eq!(after.status, 200, "the successor rotates: {}", after.body);
 }
 
 #[tokio::test]

@@ -68,9 +68,10 @@ async fn sessions_and_logouts_are_seen_by_every_instance_at_once() {
         .send(Method::GET, "/api/auth/me/", &[("cookie", &jar)], None)
         .await;
     assert_eq!(on_a.status, 401);
-    // B may hold the session in its read cache: it must drop it within the documented bound.
-    let started = std::time::Instant::now();
-    let gone = eventually(std::time::Duration::from_secs(2), async || {
+    // B may hold the session in its read cache and drops it within cache.ttl; that bound is
+    // tested exactly on a manual clock (crates/sekisho-testing/tests/lifetimes.rs). Here: it
+    // does take effect on the other process.
+    let gone = eventually(std::time::Duration::from_secs(5), async || {
         b.send(Method::GET, "/api/auth/me/", &[("cookie", &jar)], None)
             .await
             .status
@@ -78,11 +79,6 @@ async fn sessions_and_logouts_are_seen_by_every_instance_at_once() {
     })
     .await;
     assert!(gone, "a logout on A takes effect on B");
-    assert!(
-        started.elapsed() <= CACHE_BOUND + std::time::Duration::from_millis(150),
-        "within cache.ttl: {:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@ use common::*;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 
 const NO_ACCOUNT: &str = "No active account found with the given credentials";
 const NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
@@ -851,70 +850,8 @@ async fn deactivating_a_user_ends_its_sessions() {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// Timeouts
-// ---------------------------------------------------------------------------------------------
-
-async fn sleep_until(start: Instant, at: Duration) {
-    let now = start.elapsed();
-    if at > now {
-        tokio::time::sleep(at - now).await;
-    }
-}
-
-#[tokio::test]
-async fn idle_timeout_slides_with_use_and_expires_in_silence() {
-    let s = started_with_user(&[("SEKISHO_SESSIONS__IDLE_TIMEOUT", "2s")]);
-    let mut b = Browser::new(&s);
-    b.fetch_csrf().await;
-    let start = Instant::now();
-    let r = b.login("alice", PASSWORD).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let sid = b.session().unwrap();
-
-    sleep_until(start, Duration::from_millis(1200)).await;
-    assert_eq!(me_with_session(&s, &sid).await.status, 200, "alive at 1.2s");
-    sleep_until(start, Duration::from_millis(2400)).await;
-    // Past the original idle deadline: only alive because the 1.2 s request renewed it.
-    let r = me_with_session(&s, &sid).await;
-    assert_eq!(
-        r.status, 200,
-        "sliding renewal failed: alive at 2.4s {}",
-        r.body
-    );
-    sleep_until(start, Duration::from_millis(4900)).await;
-    assert_anonymous(&me_with_session(&s, &sid).await);
-    // The expired session is no longer listed anywhere (new login sees only itself).
-    let mut fresh = Browser::logged_in(&s, "alice", PASSWORD).await;
-    let r = fresh.get("/api/auth/sessions/").await;
-    assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.body);
-}
-
-#[tokio::test]
-async fn absolute_timeout_is_not_extended_by_use() {
-    let s = started_with_user(&[
-        ("SEKISHO_SESSIONS__IDLE_TIMEOUT", "10s"),
-        ("SEKISHO_SESSIONS__ABSOLUTE_TIMEOUT", "3s"),
-    ]);
-    let mut b = Browser::new(&s);
-    b.fetch_csrf().await;
-    let start = Instant::now();
-    let r = b.login("alice", PASSWORD).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    // The cookie does not outlive the session.
-    assert_eq!(r.set_cookie_spec("sessionid").max_age(), Some(3));
-    let sid = b.session().unwrap();
-    for at in [1000, 2000] {
-        sleep_until(start, Duration::from_millis(at)).await;
-        assert_eq!(
-            me_with_session(&s, &sid).await.status,
-            200,
-            "alive at {at} ms"
-        );
-    }
-    sleep_until(start, Duration::from_millis(3200)).await;
-    assert_anonymous(&me_with_session(&s, &sid).await);
-}
+// Timeouts (idle, absolute, sliding renewal) are tested in-process on a manual clock:
+// crates/sekisho-testing/tests/lifetimes.rs.
 
 // ---------------------------------------------------------------------------------------------
 // Who is calling: both modes at once

@@ -13,7 +13,7 @@ async fn login(s: &Server, user: &str, password: &str) -> Reply {
 }
 
 #[tokio::test]
-async fn an_account_is_locked_after_repeated_failures_and_released_after_the_lockout() {
+async fn an_account_is_locked_after_repeated_failures() {
     let s = Server::start(&[
         ("SEKISHO_THROTTLE__MAX_FAILURES_PER_ACCOUNT", "3"),
         ("SEKISHO_THROTTLE__LOCKOUT", "2s"),
@@ -58,8 +58,8 @@ async fn an_account_is_locked_after_repeated_failures_and_released_after_the_loc
         200,
         "other accounts are unaffected"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(login(&s, "target", PASSWORD).await.status, 200);
+    // The release after the lockout is tested on a manual clock
+    // (crates/sekisho-testing/tests/lifetimes.rs).
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@
 //! `GET /api/auth/me/` — so an SPA's first POST, and its first POST after a session expired,
 //! carry a valid token.
 
-use super::identity::session_of;
 use super::request;
+use super::session::session_of;
 use crate::cookies::{self, Jar};
 use crate::error::ApiError;
 use crate::state::AppState;

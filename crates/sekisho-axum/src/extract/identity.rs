@@ -10,7 +10,7 @@
 //! The result is cached in the request's extensions so several extractors cost one check.
 
 use super::csrf;
-use crate::cookies;
+use super::session::session_of;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{FromRef, FromRequestParts};
@@ -18,7 +18,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use sekisho_core::AuthError;
 use sekisho_core::account::User;
-use sekisho_core::session::{ActiveSession, SessionRecord};
+use sekisho_core::session::SessionRecord;
 use sekisho_core::token::Claims;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -59,9 +59,6 @@ impl Identity {
 #[derive(Clone)]
 struct Resolved(Option<Identity>);
 
-#[derive(Clone)]
-struct SessionLookup(Option<Arc<ActiveSession>>);
-
 /// What an `Authorization` header says.
 #[derive(Debug, PartialEq, Eq)]
 enum AuthorizationHeader<'a> {
@@ -93,23 +90,6 @@ fn parse_authorization(value: &[u8]) -> Result<AuthorizationHeader<'_>, AuthErro
         }
         _ => Err(AuthError::BadAuthorizationHeader),
     }
-}
-
-/// The live session the request's cookie names, looked up once per request (identity
-/// resolution and the CSRF binding share it).
-pub(crate) async fn session_of(
-    parts: &mut Parts,
-    state: &AppState,
-) -> Result<Option<Arc<ActiveSession>>, ApiError> {
-    if let Some(SessionLookup(s)) = parts.extensions.get::<SessionLookup>() {
-        return Ok(s.clone());
-    }
-    let found = match cookies::get(&parts.headers, &state.http.session_cookie) {
-        Some(cookie) => state.auth.resolve_session(cookie).await?.map(Arc::new),
-        None => None,
-    };
-    parts.extensions.insert(SessionLookup(found.clone()));
-    Ok(found)
 }
 
 /// Resolves (once per request) the caller's identity; errors are the contract's 401s and 403s.

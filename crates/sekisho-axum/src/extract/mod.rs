@@ -1,10 +1,12 @@
 //! Everything sekisho reads off a request before a handler runs, each computed once per request
 //! and kept in its extensions: the request details ([`request`]), who is calling
-//! ([`identity`]), and the CSRF binding ([`csrf`]).
+//! ([`identity`]), the session the cookie names ([`session`]) and the CSRF binding ([`csrf`]).
+//! Dependencies run one way: `identity` → `csrf` → `session` → `request`.
 
 pub mod csrf;
 pub mod identity;
 pub mod request;
+pub mod session;
 
 pub use identity::{AuthUser, Identity, MaybeUser};
 pub use request::RequestMeta;

@@ -13,7 +13,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use sekisho_core::AuthError;
 use sekisho_core::account::{PasswordChangeError, ProfileUpdate, User};
-use sekisho_core::session::ANONYMOUS;
 use serde_json::{Value, json};
 
 /// The user in the shape a Django SPA expects (`id, username, email, first_name, last_name,
@@ -61,15 +60,11 @@ impl IntoResponse for UserView<'_> {
 pub async fn me(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
     let MaybeUser(identity) = MaybeUser::from_request_parts(&mut parts, &state).await?;
-    let mut jar = Jar::new(&state.http, &request::meta(&mut parts, &state.http));
+    let mut jar = Jar::new(&state.http, request::meta(&mut parts, &state.http).secure);
     // First load (DESIGN §3.3): a cookie caller without a valid csrftoken gets one here.
-    let binding = match &identity {
-        Some(Identity::Session { session, .. }) => Some(session.id_hash.clone()),
-        Some(Identity::Bearer { .. }) => None,
-        None => Some(ANONYMOUS.to_string()),
-    };
-    if let Some(b) = binding {
-        csrf::ensure_cookie(&parts, &state, &b, &mut jar);
+    if !matches!(identity, Some(Identity::Bearer { .. })) {
+        let binding = csrf::binding(&mut parts, &state).await?;
+        csrf::ensure_cookie(&parts, &state, &binding, &mut jar);
     }
     let headers = jar.into_headers();
     match identity {

@@ -22,7 +22,7 @@ fn with_cookies(body: Value, jar: Jar) -> Response {
 }
 
 fn jar<'a>(parts: &mut Parts, state: &'a AppState) -> Jar<'a> {
-    Jar::new(&state.http, &request::meta(parts, &state.http))
+    Jar::new(&state.http, request::meta(parts, &state.http).secure)
 }
 
 pub async fn csrf_token(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
@@ -50,7 +50,7 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
         .auth
         .login_session(&username, &password, device, previous.as_deref())
         .await?;
-    let mut jar = Jar::new(&state.http, &meta);
+    let mut jar = Jar::new(&state.http, meta.secure);
     jar.set_session(&s.cookie, s.cookie_max_age);
     // The pre-login token is bound to "anonymous"; the session gets its own.
     jar.set_csrf(&s.csrf_token);
@@ -78,7 +78,7 @@ pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Respo
                 true
             }
             Some(Identity::Bearer { .. }) => {
-                crate::extract::identity::session_of(&mut parts, &state)
+                crate::extract::session::session_of(&mut parts, &state)
                     .await?
                     .is_none()
             }

@@ -42,7 +42,7 @@ pub async fn obtain(State(s): State<AppState>, req: Request) -> Result<Response,
         .obtain_pair(&username, &password, &meta.client_ip)
         .await?;
     if s.http.refresh_cookie.is_some() {
-        let mut jar = Jar::new(&s.http, &meta);
+        let mut jar = Jar::new(&s.http, meta.secure);
         jar.set_refresh(&pair.refresh, pair.refresh_max_age);
         return Ok((jar.into_headers(), Json(json!({ "access": pair.access }))).into_response());
     }
@@ -55,7 +55,7 @@ pub async fn refresh(State(s): State<AppState>, req: Request) -> Result<Response
     let r = s.auth.refresh(&token).await?;
     Ok(match (r.refresh, r.refresh_max_age) {
         (Some(refresh), Some(max_age)) if s.http.refresh_cookie.is_some() => {
-            let mut jar = Jar::new(&s.http, &request::meta(&mut parts, &s.http));
+            let mut jar = Jar::new(&s.http, request::meta(&mut parts, &s.http).secure);
             jar.set_refresh(&refresh, max_age);
             (jar.into_headers(), Json(json!({ "access": r.access }))).into_response()
         }
@@ -77,7 +77,7 @@ pub async fn blacklist(State(s): State<AppState>, req: Request) -> Result<Respon
     let token = presented_refresh(&mut parts, &s, &input).await?;
     let result = s.auth.blacklist(&token).await;
     // Logging out clears the cookie even when the token had already been revoked.
-    let mut jar = Jar::new(&s.http, &request::meta(&mut parts, &s.http));
+    let mut jar = Jar::new(&s.http, request::meta(&mut parts, &s.http).secure);
     jar.clear_refresh();
     let headers = jar.into_headers();
     match result {

@@ -35,13 +35,6 @@ impl TokenType {
             TokenType::Refresh => "refresh",
         }
     }
-    /// simplejwt's class name, used in the `messages` list of API authentication failures.
-    pub fn class_name(self) -> &'static str {
-        match self {
-            TokenType::Access => "AccessToken",
-            TokenType::Refresh => "RefreshToken",
-        }
-    }
 }
 
 /// Why a token was refused, in simplejwt's order of checks (the HTTP layer words each case).
