@@ -136,6 +136,9 @@ fn char_field(v: Option<&Value>, trim: Trim) -> Result<String, FieldProblem> {
     if s.is_empty() {
         return Err(FieldProblem::Blank);
     }
+    if s.contains('\0') {
+        return Err(FieldProblem::NullCharacters);
+    }
     Ok(s)
 }
 

@@ -50,6 +50,8 @@ pub enum FieldProblem {
     Null,
     Blank,
     NotAString,
+    /// DRF's `ProhibitNullCharactersValidator`, on every text field.
+    NullCharacters,
     /// The body is JSON but not an object; carries Python's name for what it is.
     NotAnObject(&'static str),
     Profile(ProfileProblem),
@@ -66,6 +68,7 @@ impl FieldProblem {
             FieldProblem::Null => "This field may not be null.".into(),
             FieldProblem::Blank => "This field may not be blank.".into(),
             FieldProblem::NotAString => "Not a valid string.".into(),
+            FieldProblem::NullCharacters => "Null characters are not allowed.".into(),
             FieldProblem::NotAnObject(t) => {
                 format!("Invalid data. Expected a dictionary, but got {t}.")
             }

@@ -50,6 +50,10 @@ impl From<StoreError> for AuthError {
         match e {
             StoreError::Unavailable(m) => AuthError::Unavailable(m),
             StoreError::Conflict(m) => AuthError::Conflict(m),
+            StoreError::Refused(m) => {
+                tracing::info!(reason = %m, "input refused by storage");
+                AuthError::Invalid("invalid input".into())
+            }
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// A uniqueness rule was broken (e.g. the username exists).
     #[error("{0}")]
     Conflict(String),
+    /// The backend refused the input itself (e.g. PostgreSQL and a NUL byte in text). A
+    /// client's bad input, never an outage: it must not look like one (no 503, no alert).
+    #[error("input refused by storage: {0}")]
+    Refused(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

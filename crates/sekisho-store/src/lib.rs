@@ -76,11 +76,18 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// Storage errors are classified once, here: a broken uniqueness rule is a conflict; input the
+/// database refuses (SQLSTATE class 22, "data exception": a NUL byte in text, invalid UTF-8, a
+/// value out of range) is the client's fault; everything else — connection lost, pool timed
+/// out, server shutting down — is an outage, and the caller fails closed.
 pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
-    if let Some(db) = e.as_database_error()
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict("already exists".into());
+    if let Some(db) = e.as_database_error() {
+        if db.is_unique_violation() {
+            return StoreError::Conflict("already exists".into());
+        }
+        if db.code().is_some_and(|c| c.starts_with("22")) {
+            return StoreError::Refused(db.message().to_string());
+        }
     }
     StoreError::Unavailable(e.to_string())
 }

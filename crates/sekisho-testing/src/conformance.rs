@@ -33,6 +33,7 @@ pub async fn run_all(
     parallel_rotation_has_one_winner(&*users, families.clone(), Duration::from_secs(5)).await;
     parallel_rotation_has_one_winner(&*users, families.clone(), Duration::ZERO).await;
     revocation_and_purge(&*users, &*families, expiry).await;
+    refused_input_is_not_an_outage(&*users, &*families, &*sessions).await;
     if expiry == Expiry::Ttl {
         state_expires_by_itself(&*users, &*families, &*sessions).await;
     }
@@ -470,4 +471,48 @@ async fn sessions_lifecycle(users: &dyn UserStore, sessions: &dyn SessionStore, 
         .await
         .unwrap();
     assert!(sessions.session(&other.id_hash).await.unwrap().is_none());
+}
+
+/// Input a backend cannot hold (PostgreSQL refuses NUL in text) is the caller's fault: either
+/// nothing is found or the store says it refused the input — never "unavailable", which would
+/// turn a client's bad request into a 503 and an outage alert.
+async fn refused_input_is_not_an_outage(
+    users: &dyn UserStore,
+    families: &dyn FamilyStore,
+    sessions: &dyn SessionStore,
+) {
+    fn fine<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>, absent: impl Fn(&T) -> bool) {
+        match r {
+            Ok(v) if absent(&v) => {}
+            Err(StoreError::Refused(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let uid = new_user(users).await;
+    for bad in ["nul\0byte", "\0", "caf\u{e9}\0"] {
+        fine(
+            "user_by_username",
+            users.user_by_username(bad).await,
+            Option::is_none,
+        );
+        fine("session", sessions.session(bad).await, Option::is_none);
+        fine("family", families.family(bad).await, Option::is_none);
+        fine(
+            "delete_session_by_public_id",
+            sessions.delete_session_by_public_id(uid, bad).await,
+            |deleted| !deleted,
+        );
+        fine("delete_session", sessions.delete_session(bad).await, |d| !d);
+    }
+    let mut profile = ProfileUpdate {
+        first_name: Some("a\0b".into()),
+        ..Default::default()
+    };
+    match users.update_profile(uid, &profile).await {
+        // SQLite and Redis-backed users keep the bytes as given; PostgreSQL refuses them.
+        Ok(_) | Err(StoreError::Refused(_)) => {}
+        other => panic!("update_profile: {other:?}"),
+    }
+    profile.first_name = Some("Ann".into());
+    assert!(users.update_profile(uid, &profile).await.unwrap().is_some());
 }

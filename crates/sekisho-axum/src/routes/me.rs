@@ -84,6 +84,10 @@ pub async fn me(State(state): State<AppState>, req: Request) -> Result<Response,
 fn profile_field(input: &Input, name: &str, errors: &mut FieldErrors) -> Option<String> {
     match input.0.get(name) {
         None => None,
+        Some(Value::String(s)) if s.contains('\0') => {
+            errors.add(name, FieldProblem::NullCharacters);
+            None
+        }
         Some(Value::String(s)) => Some(s.trim().to_string()),
         Some(Value::Null) => {
             errors.add(name, FieldProblem::Null);

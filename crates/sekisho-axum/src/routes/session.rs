@@ -129,7 +129,8 @@ pub async fn delete_session(
     let (mut parts, _) = req.into_parts();
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
     let id = id.trim_end_matches('/');
-    if !state.auth.end_session(&user, id).await? {
+    // Public ids are 128-bit hex: anything else names no session and never reaches storage.
+    if !sekisho_core::random::is_hex128(id) || !state.auth.end_session(&user, id).await? {
         return Err(ApiError::NotFound);
     }
     let mut jar = jar(&mut parts, &state);

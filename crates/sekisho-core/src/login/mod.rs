@@ -10,6 +10,12 @@ use crate::auth::Auth;
 use crate::error::AuthError;
 use password::Verification;
 
+/// Whether a login name could be stored at all: no NUL, no other control character (the
+/// account rules allow neither). Anything else is looked up.
+fn plausible_username(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 1024 && !name.chars().any(char::is_control)
+}
+
 impl Auth {
     /// Checks a username and password. Unknown users and inactive users cost one full hash
     /// check too, and all failures look the same to the caller. Locked-out accounts and
@@ -44,7 +50,13 @@ impl Auth {
         username: &str,
         password: &str,
     ) -> Result<User, AuthError> {
-        let stored = self.users.user_by_username(username).await?;
+        // A username no store can hold (a NUL byte, say) names nobody: the same hash cost and
+        // the same answer as an unknown user, never a storage error.
+        let stored = if plausible_username(username) {
+            self.users.user_by_username(username).await?
+        } else {
+            None
+        };
         let hash = stored.as_ref().map(|s| s.password_hash.as_str());
         let verdict = self.passwords.verify(password, hash).await;
         let (Some(stored), Verification::Match { upgrade }) = (stored, verdict) else {

@@ -206,7 +206,7 @@ impl TokenPolicy {
         let exp = exp.ok_or(NoExp)?;
         let jti = match &c.jti {
             None => return Err(NoId),
-            Some(Scalar::Str(s)) if !s.is_empty() => s.to_string(),
+            Some(Scalar::Str(s)) if !s.is_empty() && !s.contains('\0') => s.to_string(),
             Some(_) => return Err(Invalid),
         };
         let token_type = match c.token_type.as_ref().map(Scalar::as_str) {
@@ -228,7 +228,7 @@ impl TokenPolicy {
         };
         let family = match &c.fid {
             None => None,
-            Some(Scalar::Str(s)) => Some(s.to_string()),
+            Some(Scalar::Str(s)) if !s.contains('\0') => Some(s.to_string()),
             Some(_) => return Err(Invalid),
         };
         Ok(Claims {
