@@ -109,6 +109,19 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
+/// Whether a command may be sent again after the connection broke under it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    Never,
+}
+
+/// The connection broke (or could not be made): the command may not have reached Redis, and the
+/// connection manager has started a new connection for the next attempt.
+fn connection_lost(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error()
+}
+
 impl RedisStore {
     /// Connects to a `redis://` (or `rediss://`) URL. The connection manager reconnects by
     /// itself after an outage; every call is bounded by `deadline` and fails closed meanwhile.
@@ -145,22 +158,50 @@ impl RedisStore {
         format!("{}:usess:{{{user}}}", self.prefix)
     }
 
-    async fn run<T>(&self, fut: impl Future<Output = redis::RedisResult<T>>) -> StoreResult<T> {
-        match tokio::time::timeout(self.deadline, fut).await {
+    /// Runs one command (all under one deadline). When it fails because the connection broke —
+    /// Redis restarted, or the socket died while idle — the connection manager re-establishes
+    /// it, and a command whose repetition is harmless (`repeat`) is sent once more on the new
+    /// connection, so the first request after an outage is not lost. Returns whether it was
+    /// repeated (a repeated write may find its own first attempt already applied).
+    async fn call<T, F, Fut>(&self, repeat: Repeat, f: F) -> StoreResult<(T, bool)>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempts = async {
+            match f(self.conn.clone()).await {
+                Err(e) if repeat == Repeat::Safe && connection_lost(&e) => {
+                    tracing::info!(error = %e, "redis connection lost; sending the command again on a new connection");
+                    metrics::counter!("sekisho_store_retries_total", "store" => "redis")
+                        .increment(1);
+                    f(self.conn.clone()).await.map(|v| (v, true))
+                }
+                r => r.map(|v| (v, false)),
+            }
+        };
+        match tokio::time::timeout(self.deadline, attempts).await {
             Ok(r) => r.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("redis call timed out".into())),
         }
     }
 
+    /// [`Self::call`] for a command that may always be repeated.
+    async fn run<T, F, Fut>(&self, f: F) -> StoreResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        Ok(self.call(Repeat::Safe, f).await?.0)
+    }
+
     async fn hgetall(&self, key: &str) -> StoreResult<HashMap<String, String>> {
-        let mut c = self.conn.clone();
-        self.run(async move { c.hgetall(key).await }).await
+        self.run(|mut c| async move { c.hgetall(key).await }).await
     }
 
     /// Adds `member` to an index set whose lifetime covers `until_s` (seconds).
     async fn index_add(&self, key: &str, member: &str, until_s: i64) -> StoreResult<()> {
-        let mut c = self.conn.clone();
-        self.run(async move {
+        // SADD and EXPIREAT NX/GT give the same result however often they run.
+        self.run(|mut c| async move {
             redis::pipe()
                 .atomic()
                 .sadd(key, member)
@@ -182,13 +223,11 @@ impl RedisStore {
     }
 
     async fn members(&self, key: &str) -> StoreResult<Vec<String>> {
-        let mut c = self.conn.clone();
-        self.run(async move { c.smembers(key).await }).await
+        self.run(|mut c| async move { c.smembers(key).await }).await
     }
 
     async fn srem(&self, key: &str, member: &str) -> StoreResult<()> {
-        let mut c = self.conn.clone();
-        self.run(async move { c.srem::<_, _, ()>(key, member).await })
+        self.run(|mut c| async move { c.srem::<_, _, ()>(key, member).await })
             .await
     }
 }
@@ -246,8 +285,7 @@ fn successor(parts: &[String]) -> StoreResult<Successor> {
 #[async_trait]
 impl FamilyStore for RedisStore {
     async fn ping(&self) -> StoreResult<()> {
-        let mut c = self.conn.clone();
-        self.run(async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await?;
         Ok(())
     }
@@ -271,18 +309,29 @@ impl FamilyStore for RedisStore {
         if let Some(r) = f.revoked_at {
             fields.push(("revoked", r.millis().to_string()));
         }
-        let mut c = self.conn.clone();
         let exp = f.current_exp + 1;
-        let created: i64 = self
-            .run(async move {
-                let mut inv = CREATE.key(&key);
+        let (key, fields) = (&key, &fields);
+        let (mut created, repeated): (i64, bool) = self
+            .call(Repeat::Safe, |mut c| async move {
+                let mut inv = CREATE.key(key);
                 inv.arg(exp);
-                for (k, v) in &fields {
+                for (k, v) in fields {
                     inv.arg(*k).arg(v);
                 }
                 inv.invoke_async(&mut c).await
             })
             .await?;
+        // A repeated create that finds the family already there may have found its own first
+        // attempt: it is ours when it holds the token we just minted (a 128-bit random id).
+        if repeated
+            && created == 0
+            && self
+                .family(&f.id)
+                .await?
+                .is_some_and(|existing| existing.current_jti == f.current_jti)
+        {
+            created = 1;
+        }
         if created == 1 {
             self.index_add(
                 &self.user_families_key(f.user_id),
@@ -304,12 +353,20 @@ impl FamilyStore for RedisStore {
     }
 
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
-        let key = self.family_key(&req.family_id);
-        let mut c = self.conn.clone();
-        let reply: Vec<String> = self
-            .run(async move {
+        let key = &self.family_key(&req.family_id);
+        // Repeating a rotation that did reach Redis presents the token it just rotated away:
+        // inside a grace window that answers the same successor (the window exists for exactly
+        // this); without one it would count as reuse and revoke the family, so it is not
+        // repeated then, and the caller gets the 503 of the outage instead.
+        let repeat = if req.grace.is_zero() && req.rotate {
+            Repeat::Never
+        } else {
+            Repeat::Safe
+        };
+        let (reply, _): (Vec<String>, bool) = self
+            .call(repeat, |mut c| async move {
                 ROTATE
-                    .key(&key)
+                    .key(key)
                     .arg(&req.presented_jti)
                     .arg(&req.new_jti)
                     .arg(req.now.millis())
@@ -342,12 +399,11 @@ impl FamilyStore for RedisStore {
         now: Timestamp,
         reason: &str,
     ) -> StoreResult<RevokeOutcome> {
-        let key = self.family_key(id);
-        let mut c = self.conn.clone();
-        let reply: String = self
-            .run(async move {
+        let key = &self.family_key(id);
+        let (reply, repeated): (String, bool) = self
+            .call(Repeat::Safe, |mut c| async move {
                 REVOKE
-                    .key(&key)
+                    .key(key)
                     .arg(now.millis())
                     .arg(reason)
                     .invoke_async(&mut c)
@@ -356,6 +412,9 @@ impl FamilyStore for RedisStore {
             .await?;
         Ok(match reply.as_str() {
             "revoked" => RevokeOutcome::Revoked,
+            // The first attempt may have revoked it: either way it is revoked now, by this call
+            // or one racing it.
+            "already" if repeated => RevokeOutcome::Revoked,
             "already" => RevokeOutcome::AlreadyRevoked,
             _ => RevokeOutcome::NotFound,
         })
@@ -404,14 +463,14 @@ impl SessionStore for RedisStore {
             ("ip", s.ip.clone()),
         ];
         let deadline = s.idle_expires_at.min(s.absolute_expires_at).millis();
-        let mut c = self.conn.clone();
-        let k = key.clone();
-        self.run(async move {
+        let (k, fields) = (&key, &fields);
+        // Writing the same fields and deadline again changes nothing.
+        self.run(|mut c| async move {
             redis::pipe()
                 .atomic()
-                .hset_multiple(&k, &fields)
+                .hset_multiple(k, fields)
                 .ignore()
-                .pexpire_at(&k, deadline)
+                .pexpire_at(k, deadline)
                 .ignore()
                 .query_async::<()>(&mut c)
                 .await
@@ -441,12 +500,12 @@ impl SessionStore for RedisStore {
         idle_expires_at: Timestamp,
         older_than: Timestamp,
     ) -> StoreResult<bool> {
-        let key = self.session_key(id_hash);
-        let mut c = self.conn.clone();
+        let key = &self.session_key(id_hash);
+        // Conditional on `last_seen`: a repeat after a success is a no-op.
         let n: i64 = self
-            .run(async move {
+            .run(|mut c| async move {
                 TOUCH
-                    .key(&key)
+                    .key(key)
                     .arg(now.millis())
                     .arg(idle_expires_at.millis())
                     .arg(older_than.millis())
@@ -462,11 +521,14 @@ impl SessionStore for RedisStore {
         let Some(s) = self.session(id_hash).await? else {
             return Ok(false);
         };
-        let mut c = self.conn.clone();
-        let n: i64 = self.run(async move { c.del(&key).await }).await?;
+        let key = &key;
+        let (n, repeated): (i64, bool) = self
+            .call(Repeat::Safe, |mut c| async move { c.del(key).await })
+            .await?;
         self.srem(&self.user_sessions_key(s.user_id), id_hash)
             .await?;
-        Ok(n == 1)
+        // The session was there a moment ago: a repeated delete that finds nothing deleted it.
+        Ok(n == 1 || repeated)
     }
 
     async fn delete_session_by_public_id(

@@ -361,3 +361,114 @@ async fn outage_of_postgres_fails_closed_and_recovers_without_restart() {
         200
     );
 }
+
+/// 100 requests right after a store came back, alternating between `first` and `second` and
+/// starting on `first`: logins and refreshes, each needing the store. Returns the failures.
+async fn hundred_requests_after_recovery(
+    first: &Server,
+    second: &Server,
+    user: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for i in 0..50 {
+        let (x, y) = if i % 2 == 0 {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        let login = x
+            .post_json(
+                "/api/token/",
+                json!({"username": user, "password": PASSWORD}),
+            )
+            .await;
+        if login.status != 200 {
+            failures.push(format!("login {i}: {} {}", login.status, login.body));
+            continue;
+        }
+        let refresh = y
+            .post_json(
+                "/api/token/refresh/",
+                json!({"refresh": login.str("refresh")}),
+            )
+            .await;
+        if refresh.status != 200 {
+            failures.push(format!("refresh {i}: {} {}", refresh.status, refresh.body));
+        }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_redis_loses_no_request_once_it_is_back_on_two_instances() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start_on(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let env = [
+        ("SEKISHO_SESSIONS__STORE", url.as_str()),
+        ("SEKISHO_DATABASE__TIMEOUT", "2s"),
+        ("SEKISHO_JWT__REUSE_GRACE", "0"),
+    ];
+    let a = Server::start(&env);
+    let b = a.start_sharing();
+    a.create_user("ops", PASSWORD);
+    // Both instances have a live Redis connection.
+    let (_, r) = a.token_pair("ops", PASSWORD).await;
+    let r = b
+        .post_json("/api/token/refresh/", json!({"refresh": r}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    redis.stop();
+    // A sees the outage; B is not used during it (its connection breaks unnoticed).
+    assert_503(
+        &a.post_json(
+            "/api/token/",
+            json!({"username": "ops", "password": PASSWORD}),
+        )
+        .await,
+    );
+    let _redis = PrivateRedis::start_on(port);
+    // No warm-up request: the very first ones must succeed, on the idle instance first.
+    let failures = hundred_requests_after_recovery(&b, &a, "ops").await;
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:#?}",
+        failures.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_postgres_loses_no_request_once_it_is_back_on_two_instances() {
+    let pg = PrivatePostgres::create();
+    let url = pg.url();
+    let env = [
+        ("SEKISHO_DATABASE__URL", url.as_str()),
+        ("SEKISHO_DATABASE__TIMEOUT", "2s"),
+        ("SEKISHO_JWT__REUSE_GRACE", "0"),
+    ];
+    let a = Server::start(&env);
+    let b = a.start_sharing();
+    a.create_user("dba", PASSWORD);
+    let (_, r) = a.token_pair("dba", PASSWORD).await;
+    let r = b
+        .post_json("/api/token/refresh/", json!({"refresh": r}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    pg.stop();
+    assert_503(
+        &a.post_json(
+            "/api/token/",
+            json!({"username": "dba", "password": PASSWORD}),
+        )
+        .await,
+    );
+    pg.start();
+    let failures = hundred_requests_after_recovery(&b, &a, "dba").await;
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:#?}",
+        failures.len()
+    );
+}
