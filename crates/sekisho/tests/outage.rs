@@ -399,35 +399,44 @@ async fn hundred_requests_after_recovery(
     failures
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_of_redis_loses_no_request_once_it_is_back_on_two_instances() {
-    let port = free_port();
-    let mut redis = PrivateRedis::start_on(port);
-    let url = format!("redis://127.0.0.1:{port}");
+/// Two instances sharing the stores named by `store_env`, both having used them, and `user`.
+async fn two_instances_in_use(store_env: (&str, &str), user: &str) -> (Server, Server) {
     let env = [
-        ("SEKISHO_SESSIONS__STORE", url.as_str()),
+        store_env,
         ("SEKISHO_DATABASE__TIMEOUT", "2s"),
         ("SEKISHO_JWT__REUSE_GRACE", "0"),
     ];
     let a = Server::start(&env);
     let b = a.start_sharing();
-    a.create_user("ops", PASSWORD);
-    // Both instances have a live Redis connection.
-    let (_, r) = a.token_pair("ops", PASSWORD).await;
+    a.create_user(user, PASSWORD);
+    let (_, r) = a.token_pair(user, PASSWORD).await;
     let r = b
         .post_json("/api/token/refresh/", json!({"refresh": r}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    (a, b)
+}
 
-    redis.stop();
-    // A sees the outage; B is not used during it (its connection breaks unnoticed).
+/// The outage as one instance sees it: logins answer 503.
+async fn assert_login_503(s: &Server, user: &str) {
     assert_503(
-        &a.post_json(
+        &s.post_json(
             "/api/token/",
-            json!({"username": "ops", "password": PASSWORD}),
+            json!({"username": user, "password": PASSWORD}),
         )
         .await,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_redis_loses_no_request_once_it_is_back_on_two_instances() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start_on(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let (a, b) = two_instances_in_use(("SEKISHO_SESSIONS__STORE", &url), "ops").await;
+    redis.stop();
+    // A sees the outage; B is not used during it (its connection breaks unnoticed).
+    assert_login_503(&a, "ops").await;
     let _redis = PrivateRedis::start_on(port);
     // No warm-up request: the very first ones must succeed, on the idle instance first.
     let failures = hundred_requests_after_recovery(&b, &a, "ops").await;
@@ -442,28 +451,9 @@ async fn outage_of_redis_loses_no_request_once_it_is_back_on_two_instances() {
 async fn outage_of_postgres_loses_no_request_once_it_is_back_on_two_instances() {
     let pg = PrivatePostgres::create();
     let url = pg.url();
-    let env = [
-        ("SEKISHO_DATABASE__URL", url.as_str()),
-        ("SEKISHO_DATABASE__TIMEOUT", "2s"),
-        ("SEKISHO_JWT__REUSE_GRACE", "0"),
-    ];
-    let a = Server::start(&env);
-    let b = a.start_sharing();
-    a.create_user("dba", PASSWORD);
-    let (_, r) = a.token_pair("dba", PASSWORD).await;
-    let r = b
-        .post_json("/api/token/refresh/", json!({"refresh": r}))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-
+    let (a, b) = two_instances_in_use(("SEKISHO_DATABASE__URL", &url), "dba").await;
     pg.stop();
-    assert_503(
-        &a.post_json(
-            "/api/token/",
-            json!({"username": "dba", "password": PASSWORD}),
-        )
-        .await,
-    );
+    assert_login_503(&a, "dba").await;
     pg.start();
     let failures = hundred_requests_after_recovery(&b, &a, "dba").await;
     assert!(

@@ -52,14 +52,19 @@ impl EndReason {
 }
 
 impl Auth {
-    pub async fn create_user(&self, new: &NewUser, password: &str) -> Result<User, AuthError> {
-        rules::validate_username(&new.username).map_err(AuthError::Invalid)?;
+    /// Checks a password set by an administrator or the CLI and hashes it (off the async
+    /// workers, like every hash).
+    async fn hash_new_password(&self, password: &str) -> Result<String, AuthError> {
         rules::validate_password(password)?;
-        let hash = self
-            .passwords
+        self.passwords
             .hash(password)
             .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    pub async fn create_user(&self, new: &NewUser, password: &str) -> Result<User, AuthError> {
+        rules::validate_username(&new.username).map_err(AuthError::Invalid)?;
+        let hash = self.hash_new_password(password).await?;
         Ok(self.users.create_user(new, &hash, self.now()).await?)
     }
 
@@ -95,12 +100,7 @@ impl Auth {
 
     /// An administrator sets a password: no old password needed; every login of the user ends.
     pub async fn set_password(&self, user: UserId, password: &str) -> Result<(), AuthError> {
-        rules::validate_password(password)?;
-        let hash = self
-            .passwords
-            .hash(password)
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let hash = self.hash_new_password(password).await?;
         if !self.users.set_password_hash(user, &hash).await? {
             return Err(AuthError::UserNotFound);
         }
