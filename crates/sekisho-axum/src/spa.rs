@@ -104,6 +104,10 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
     };
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if is_html && let Some(csp) = &state.http.content_security_policy {
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+    }
     if is_html && (res.status().is_success() || not_modified) {
         let Ok(binding) = csrf::binding(&mut parts, &state).await else {
             // Storage down: still serve the page; the cookie comes with the next request.

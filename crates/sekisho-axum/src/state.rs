@@ -57,6 +57,8 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<String>,
     /// `Some(name)` when the refresh token also travels in an HttpOnly cookie (DESIGN §3.4).
     pub refresh_cookie: Option<String>,
+    /// `server.content_security_policy`, for the SPA's HTML pages.
+    pub content_security_policy: Option<axum::http::HeaderValue>,
 }
 
 impl HttpSettings {
@@ -75,6 +77,12 @@ impl HttpSettings {
                 .jwt
                 .refresh_cookie
                 .then(|| c.jwt.refresh_cookie_name.clone()),
+            // Validated with the config: one line of printable ASCII.
+            content_security_policy: c
+                .server
+                .content_security_policy
+                .as_deref()
+                .and_then(|v| axum::http::HeaderValue::from_str(v).ok()),
         }
     }
 }

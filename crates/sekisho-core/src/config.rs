@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Largest accepted request body, in bytes; larger bodies get 413.
     #[serde(deserialize_with = "de::u64")]
     pub max_body_size: u64,
+    /// `Content-Security-Policy` sent with the SPA's HTML pages (unset: none; only the app knows
+    /// which scripts, styles and API origins it needs).
+    pub content_security_policy: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +90,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             data_dir: PathBuf::from("./sekisho-data"),
             max_body_size: 64 * 1024,
+            content_security_policy: None,
         }
     }
 }
@@ -503,6 +507,13 @@ impl Config {
                 "server.bind: {:?} is not an address such as 127.0.0.1:8000",
                 self.server.bind
             ));
+        }
+        if let Some(csp) = &self.server.content_security_policy
+            && (csp.trim().is_empty() || !csp.bytes().all(|b| b == b' ' || b.is_ascii_graphic()))
+        {
+            return err(
+                "server.content_security_policy: must be one line of printable ASCII".into(),
+            );
         }
         if self.server.max_body_size < 1024 {
             return err("server.max_body_size: must be at least 1024 bytes".into());
