@@ -95,6 +95,19 @@ async fn nul_bytes_in_profile_fields_session_ids_and_token_bodies() {
         )
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
+    // Not even UTF-8: still the JSON 404, never a plain-text rejection.
+    let r = h
+        .send(
+            Method::DELETE,
+            "/api/auth/sessions/%FF%FE/",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body),
+        (404, &json!({"detail": "Not found."}))
+    );
     for (path, field) in [
         ("/api/token/refresh/", "refresh"),
         ("/api/token/verify/", "token"),

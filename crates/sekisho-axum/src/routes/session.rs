@@ -123,9 +123,13 @@ pub async fn list_sessions(
 
 pub async fn delete_session(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // An id that is not even UTF-8 names no session: JSON 404, not axum's plain-text 400.
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound);
+    };
     let (mut parts, _) = req.into_parts();
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
     let id = id.trim_end_matches('/');
