@@ -4,8 +4,10 @@
 #   2. every Rust test: unit tests, the store conformance suite, black-box HTTP tests against the
 #      real binary on loopback,
 #   3. the browser client (clients/js): typecheck, Vitest unit tests, build; the Vue demo's build,
-#   4. real-browser tests: headless Debian Chromium driven by playwright-core.
-# Installs what it needs (Debian's chromium, the npm packages from their lockfiles) when missing.
+#   4. real-browser tests: headless Debian Chromium driven by playwright-core,
+#   and between them bounded fuzzing of the parsers (scripts/fuzz.sh).
+# Installs what it needs (Debian's chromium and nginx, cargo-fuzz, the npm packages from their
+# lockfiles) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -37,6 +39,15 @@ if ! redis-cli -u "$SEKISHO_TEST_REDIS_URL" ping >/dev/null 2>&1; then
 fi
 echo "PostgreSQL and Redis reachable"
 
+step "nginx (forward-auth tests run behind Debian's nginx)"
+if [ ! -x /usr/sbin/nginx ]; then
+  echo "installing Debian's nginx"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nginx >/dev/null
+fi
+/usr/sbin/nginx -v
+
 step "Rust tests (black-box suite on SQLite; store conformance on SQLite, PostgreSQL and Redis)"
 cargo test --workspace --locked
 
@@ -46,6 +57,9 @@ for backend in postgres postgres+redis; do
   step "black-box suite on $backend"
   SEKISHO_TEST_BACKEND="$backend" cargo test -p sekisho -p sekisho-testing --tests --locked -- --skip outage_ --skip conformance_suite
 done
+
+step "fuzzing (bounded: FUZZ_SECONDS per target)"
+FUZZ_TARGET_DIR="${CARGO_TARGET_DIR}-fuzz" scripts/fuzz.sh
 
 npm_ci() { npm ci --no-audit --no-fund --loglevel=error; }
 

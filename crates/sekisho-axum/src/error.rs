@@ -29,6 +29,9 @@ pub enum ApiError {
         status: u16,
     },
     Csrf(CsrfFailure),
+    /// A page number that is not a number, below 1 or past the last page (DRF's
+    /// `PageNumberPagination`).
+    InvalidPage,
 }
 
 impl From<AuthError> for ApiError {
@@ -57,6 +60,16 @@ pub enum FieldProblem {
     Profile(ProfileProblem),
     WrongOldPassword,
     WeakPassword(WeakPassword),
+    /// DRF's `IntegerField`.
+    NotAnInteger,
+    /// DRF's `BooleanField`.
+    NotABoolean,
+    /// DRF's `PrimaryKeyRelatedField`: no row has this id.
+    NoSuchPk(String),
+    /// DRF's `SlugRelatedField`: no row has this slug (`field=value`).
+    NoSuchSlug(&'static str, String),
+    /// Two fields of which exactly one must be given (reported under `non_field_errors`).
+    OneOf(&'static str, &'static str),
     /// An embedding application's own rule, in its own words.
     Other(String),
 }
@@ -81,6 +94,13 @@ impl FieldProblem {
             FieldProblem::WrongOldPassword => {
                 "Your old password was entered incorrectly. Please enter it again.".into()
             }
+            FieldProblem::NotAnInteger => "A valid integer is required.".into(),
+            FieldProblem::NotABoolean => "Must be a valid boolean.".into(),
+            FieldProblem::NoSuchPk(pk) => format!("Invalid pk \"{pk}\" - object does not exist."),
+            FieldProblem::NoSuchSlug(field, value) => {
+                format!("Object with {field}={value} does not exist.")
+            }
+            FieldProblem::OneOf(a, b) => format!("Give exactly one of {a} and {b}."),
             FieldProblem::Other(message) => message.clone(),
             FieldProblem::WeakPassword(w) => match w {
                 WeakPassword::TooShort => {
@@ -207,6 +227,7 @@ impl IntoResponse for ApiError {
                 json!({ "detail": "Request body is too large." }),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
+            ApiError::InvalidPage => (StatusCode::NOT_FOUND, json!({ "detail": "Invalid page." })),
             ApiError::MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({ "detail": format!("Method \"{m}\" not allowed.") }),
@@ -289,6 +310,7 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
             StatusCode::FORBIDDEN,
             json!({ "detail": "You do not have permission to perform this action." }),
         ),
+        NotFound(_) => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
         Invalid(msg) => (StatusCode::BAD_REQUEST, json!({ "detail": msg })),
         Conflict(msg) => (StatusCode::CONFLICT, json!({ "detail": msg })),
         Throttled(wait) => (

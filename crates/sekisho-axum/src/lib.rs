@@ -27,6 +27,8 @@ pub mod body;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod openapi;
 pub mod pipeline;
 pub mod routes;
@@ -34,7 +36,9 @@ pub mod spa;
 pub mod state;
 
 pub use error::ApiError;
-pub use extract::{AuthUser, Identity, MaybeUser};
+pub use extract::{
+    AuthUser, Identity, MaybeUser, ObjectPermission, Permission, RequireObjectPerm, RequirePerm,
+};
 pub use routes::{api_fallback, router};
 pub use state::{AppState, HttpSettings, MetricsRender};
 

@@ -3,6 +3,7 @@
 //! `FromRef`) or uses it as the state directly.
 
 use axum::http::HeaderName;
+use sekisho_core::authz::policy::{Policy, Requirement};
 use sekisho_core::config::SecureCookies;
 use sekisho_core::{Auth, Config};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ pub struct AppState {
     /// Renders the Prometheus exposition for `GET /metrics`; `None` (e.g. when the embedding
     /// application exports metrics itself) makes that path a 404.
     pub(crate) metrics: Option<MetricsRender>,
+    /// The forward-auth policy (`GET /api/auth/check/`).
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl AppState {
@@ -22,7 +25,23 @@ impl AppState {
             auth,
             http: Arc::new(HttpSettings::from_config(config)),
             metrics: None,
+            // The inline rules were validated with the config; should they not compile, the
+            // gate fails closed (superusers only) rather than open.
+            policy: Arc::new(Policy::compile(&config.policy, None).unwrap_or(Policy {
+                rules: Vec::new(),
+                default: Requirement::Superuser,
+            })),
         }
+    }
+
+    /// Replaces the policy (the server compiles it with `policy.file` included).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Serves `GET /metrics` with `render`.
@@ -59,6 +78,12 @@ pub struct HttpSettings {
     pub refresh_cookie: Option<String>,
     /// `server.content_security_policy`, for the SPA's HTML pages.
     pub content_security_policy: Option<axum::http::HeaderValue>,
+    /// Forward-auth: the identity headers of an allowed request, and where page navigations
+    /// without credentials are sent.
+    pub forward_user_id: HeaderName,
+    pub forward_username: HeaderName,
+    pub forward_groups: HeaderName,
+    pub login_url: Option<String>,
 }
 
 impl HttpSettings {
@@ -83,6 +108,16 @@ impl HttpSettings {
                 .content_security_policy
                 .as_deref()
                 .and_then(|v| axum::http::HeaderValue::from_str(v).ok()),
+            // Validated with the config: letters, digits, '-' and '_'.
+            forward_user_id: header_name(&c.forward_auth.user_id_header, "x-auth-user-id"),
+            forward_username: header_name(&c.forward_auth.username_header, "x-auth-username"),
+            forward_groups: header_name(&c.forward_auth.groups_header, "x-auth-groups"),
+            login_url: c.forward_auth.login_url.clone(),
         }
     }
+}
+
+fn header_name(name: &str, fallback: &'static str) -> HeaderName {
+    HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .unwrap_or(HeaderName::from_static(fallback))
 }

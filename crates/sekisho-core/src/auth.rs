@@ -11,7 +11,7 @@ use crate::error::AuthError;
 use crate::login::password::Passwords;
 use crate::login::throttle::LoginThrottle;
 use crate::session::csrf::CsrfKey;
-use crate::store::{FamilyStore, SessionStore, Stores, UserStore};
+use crate::store::{AuditStore, AuthzStore, FamilyStore, SessionStore, Stores, UserStore};
 use crate::token::{TokenKey, TokenPolicy};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,8 @@ pub struct Auth {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) families: Arc<dyn FamilyStore>,
     pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) authz: Arc<dyn AuthzStore>,
+    pub(crate) audit: Arc<dyn AuditStore>,
     pub(crate) tokens: TokenPolicy,
     pub(crate) csrf: CsrfKey,
     pub(crate) passwords: Passwords,
@@ -177,6 +179,8 @@ impl AuthBuilder {
             users: stores.users,
             families: stores.families,
             sessions: stores.sessions,
+            authz: stores.authz,
+            audit: stores.audit,
             tokens: TokenPolicy::new(&config.jwt, key),
             csrf,
             passwords: Passwords::new(&config.passwords),

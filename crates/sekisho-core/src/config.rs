@@ -23,6 +23,65 @@ pub struct Config {
     pub passwords: PasswordsConfig,
     pub cache: CacheConfig,
     pub throttle: ThrottleConfig,
+    pub policy: PolicyConfig,
+    pub forward_auth: ForwardAuthConfig,
+}
+
+/// The access policy of the forward-auth gate (`GET /api/auth/check/`); see
+/// [`crate::authz::policy`]. Rules are tried in order, inline ones first, then the file's.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A TOML file of further `[[rules]]` (and optionally `default`), relative to the working
+    /// directory.
+    pub file: Option<PathBuf>,
+    /// The requirement when no rule matches.
+    pub default: String,
+    pub rules: Vec<RuleConfig>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            file: None,
+            default: "authenticated".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One policy rule: a path pattern, optional methods, a requirement.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub path: String,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub require: String,
+}
+
+/// How the forward-auth gate answers a proxy.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardAuthConfig {
+    /// The identity headers of a 2xx answer (the proxy copies them to the upstream request).
+    pub user_id_header: String,
+    pub username_header: String,
+    pub groups_header: String,
+    /// Where a page navigation without credentials is sent (`302`, with `?next=` the original
+    /// URI). Unset: a 401 for every caller. API calls (fetch/XHR) always get the 401 JSON.
+    pub login_url: Option<String>,
+}
+
+impl Default for ForwardAuthConfig {
+    fn default() -> Self {
+        ForwardAuthConfig {
+            user_id_header: "X-Auth-User-Id".into(),
+            username_header: "X-Auth-Username".into(),
+            groups_header: "X-Auth-Groups".into(),
+            login_url: None,
+        }
+    }
 }
 
 /// Brute-force protection of the login endpoints (0 disables a limit).
@@ -612,6 +671,41 @@ impl Config {
                 return err(format!("{name}: {v:?} must be letters, digits, '-' or '_'"));
             }
         }
+        for (name, v) in [
+            (
+                "forward_auth.user_id_header",
+                &self.forward_auth.user_id_header,
+            ),
+            (
+                "forward_auth.username_header",
+                &self.forward_auth.username_header,
+            ),
+            (
+                "forward_auth.groups_header",
+                &self.forward_auth.groups_header,
+            ),
+        ] {
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return err(format!("{name}: {v:?} must be letters, digits, '-' or '_'"));
+            }
+        }
+        if let Some(url) = &self.forward_auth.login_url
+            && (url.is_empty()
+                || !(url.starts_with('/')
+                    || url.starts_with("https://")
+                    || url.starts_with("http://"))
+                || !url.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return err(format!(
+                "forward_auth.login_url: {url:?} must be a path or an http(s) URL"
+            ));
+        }
+        // The inline rules are checked here; `policy.file` when the server reads it.
+        crate::authz::policy::Policy::compile(&self.policy, None)?;
         let p = &self.passwords;
         if !(8..=4 * 1024 * 1024).contains(&p.argon2_memory_kib)
             || !(1..=64).contains(&p.argon2_iterations)

@@ -30,6 +30,9 @@ pub enum AuthError {
     NotAuthenticated,
     #[error("permission denied")]
     PermissionDenied,
+    /// The thing acted on (a user, group, permission or grant) does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
     /// Bad input outside of HTTP parsing (CLI arguments, username rules).
     #[error("{0}")]
     Invalid(String),

@@ -3,6 +3,10 @@
 //! server-side script). Stores live in application state as `Arc<dyn …>`.
 
 use crate::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
+use crate::authz::model::{
+    AdminUserUpdate, AuditEntry, AuditQuery, Group, GroupId, NewAuditEntry, ObjectGrant,
+    ObjectGrantQuery, ObjectIds, ObjectRef, Page, Permission, Principal, UserQuery,
+};
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use crate::session::SessionRecord;
@@ -31,6 +35,8 @@ pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub families: Arc<dyn FamilyStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub authz: Arc<dyn AuthzStore>,
+    pub audit: Arc<dyn AuditStore>,
 }
 
 #[async_trait]
@@ -107,4 +113,75 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes every session of the user except `keep` (an id hash); returns how many.
     async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// Groups, permissions and grants (model-wide and per object), plus the administrator's view
+/// of users. Every change here must be seen by the *next* request on every instance: a
+/// caching wrapper invalidates the affected users locally and on every other instance before
+/// the call returns.
+#[async_trait]
+pub trait AuthzStore: Send + Sync + 'static {
+    // Users, as an administrator sees them.
+    async fn search_users(&self, query: &UserQuery) -> StoreResult<Page<User>>;
+    /// Applies the given fields; `None` if there is no such user.
+    async fn update_user(&self, id: UserId, update: &AdminUserUpdate) -> StoreResult<Option<User>>;
+
+    // Groups.
+    async fn create_group(&self, name: &str) -> StoreResult<Group>;
+    async fn groups(&self) -> StoreResult<Vec<Group>>;
+    async fn group(&self, id: GroupId) -> StoreResult<Option<Group>>;
+    async fn group_by_name(&self, name: &str) -> StoreResult<Option<Group>>;
+    /// `false` if there is no such group; `Conflict` if the name is taken.
+    async fn rename_group(&self, id: GroupId, name: &str) -> StoreResult<bool>;
+    async fn delete_group(&self, id: GroupId) -> StoreResult<bool>;
+    /// Member user ids, ascending.
+    async fn group_members(&self, id: GroupId) -> StoreResult<Vec<UserId>>;
+    /// `false` when the membership already existed (nothing changed).
+    async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<bool>;
+    /// `false` when there was no such membership.
+    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool>;
+
+    // Permissions (the codename catalogue).
+    async fn create_permission(&self, codename: &str, name: &str) -> StoreResult<Permission>;
+    async fn permissions(&self) -> StoreResult<Vec<Permission>>;
+    async fn permission(&self, codename: &str) -> StoreResult<Option<Permission>>;
+    async fn rename_permission(&self, codename: &str, name: &str) -> StoreResult<bool>;
+    /// Deletes the permission and every grant of it.
+    async fn delete_permission(&self, codename: &str) -> StoreResult<bool>;
+
+    // Model-wide grants. The permission must exist (callers check); `false` when nothing
+    // changed (already granted / not granted).
+    async fn grant(&self, to: Principal, codename: &str) -> StoreResult<bool>;
+    async fn revoke(&self, from: Principal, codename: &str) -> StoreResult<bool>;
+
+    // Per-object grants (django-guardian's UserObjectPermission / GroupObjectPermission).
+    async fn grant_object(&self, grant: &ObjectGrant) -> StoreResult<bool>;
+    async fn revoke_object(&self, grant: &ObjectGrant) -> StoreResult<bool>;
+    async fn object_grants(&self, query: &ObjectGrantQuery) -> StoreResult<Page<ObjectGrant>>;
+    /// Whether the user holds the object permission directly or through one of their groups
+    /// (only per-object grants; model-wide grants and superusers are the domain's rule).
+    async fn has_object_grant(
+        &self,
+        user: UserId,
+        codename: &str,
+        object: &ObjectRef,
+    ) -> StoreResult<bool>;
+    /// The object ids of `object_type` the user holds `codename` on (directly or through a
+    /// group), ascending, strictly after `after`, at most `limit`. `all` is left false.
+    async fn object_ids(
+        &self,
+        user: UserId,
+        codename: &str,
+        object_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<ObjectIds>;
+}
+
+/// The append-only record of administrative actions.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    async fn append(&self, entry: &NewAuditEntry) -> StoreResult<AuditEntry>;
+    /// Newest first.
+    async fn entries(&self, query: &AuditQuery) -> StoreResult<Page<AuditEntry>>;
 }

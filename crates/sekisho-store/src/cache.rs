@@ -8,10 +8,14 @@
 
 use async_trait::async_trait;
 use sekisho_core::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
+use sekisho_core::authz::model::{
+    AdminUserUpdate, Group, GroupId, ObjectGrant, ObjectGrantQuery, ObjectIds, ObjectRef, Page,
+    Permission, Principal, UserQuery,
+};
 use sekisho_core::clock::{Clock, Timestamp};
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use sekisho_core::session::SessionRecord;
-use sekisho_core::store::{FamilyStore, SessionStore, StoreResult, UserStore};
+use sekisho_core::store::{AuthzStore, FamilyStore, SessionStore, StoreResult, UserStore};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex};
@@ -86,15 +90,143 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
 /// Users by id, cached; every write through this store invalidates the user.
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
-    by_id: TtlCache<UserId, Arc<User>>,
+    by_id: Arc<TtlCache<UserId, Arc<User>>>,
 }
 
 impl CachedUsers {
     pub fn new(inner: Arc<dyn UserStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         CachedUsers {
             inner,
-            by_id: TtlCache::new(ttl, 100_000, clock),
+            by_id: Arc::new(TtlCache::new(ttl, 100_000, clock)),
         }
+    }
+
+    /// An authorization store whose changes drop the affected users from this cache.
+    pub fn authz(&self, inner: Arc<dyn AuthzStore>) -> CachedAuthz {
+        CachedAuthz {
+            inner,
+            users: self.by_id.clone(),
+        }
+    }
+}
+
+/// Writes through to the authorization store, then drops what they change from this
+/// instance's user cache: a user's own grants and memberships drop that user; a group's
+/// grants, a group or a permission going drop every cached user (rare, administrative).
+pub struct CachedAuthz {
+    inner: Arc<dyn AuthzStore>,
+    users: Arc<TtlCache<UserId, Arc<User>>>,
+}
+
+impl CachedAuthz {
+    fn drop_principal(&self, p: Principal) {
+        match p {
+            Principal::User(u) => self.users.remove(&u),
+            Principal::Group(_) => self.users.remove_where(|_| true),
+        }
+    }
+}
+
+#[async_trait]
+impl AuthzStore for CachedAuthz {
+    async fn search_users(&self, q: &UserQuery) -> StoreResult<Page<User>> {
+        self.inner.search_users(q).await
+    }
+    async fn update_user(&self, id: UserId, u: &AdminUserUpdate) -> StoreResult<Option<User>> {
+        let r = self.inner.update_user(id, u).await;
+        self.users.remove(&id);
+        r
+    }
+    async fn create_group(&self, name: &str) -> StoreResult<Group> {
+        self.inner.create_group(name).await
+    }
+    async fn groups(&self) -> StoreResult<Vec<Group>> {
+        self.inner.groups().await
+    }
+    async fn group(&self, id: GroupId) -> StoreResult<Option<Group>> {
+        self.inner.group(id).await
+    }
+    async fn group_by_name(&self, name: &str) -> StoreResult<Option<Group>> {
+        self.inner.group_by_name(name).await
+    }
+    async fn rename_group(&self, id: GroupId, name: &str) -> StoreResult<bool> {
+        let r = self.inner.rename_group(id, name).await;
+        self.users.remove_where(|_| true);
+        r
+    }
+    async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
+        let r = self.inner.delete_group(id).await;
+        self.users.remove_where(|_| true);
+        r
+    }
+    async fn group_members(&self, id: GroupId) -> StoreResult<Vec<UserId>> {
+        self.inner.group_members(id).await
+    }
+    async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
+        let r = self.inner.add_member(group, user).await;
+        self.users.remove(&user);
+        r
+    }
+    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
+        let r = self.inner.remove_member(group, user).await;
+        self.users.remove(&user);
+        r
+    }
+    async fn create_permission(&self, codename: &str, name: &str) -> StoreResult<Permission> {
+        self.inner.create_permission(codename, name).await
+    }
+    async fn permissions(&self) -> StoreResult<Vec<Permission>> {
+        self.inner.permissions().await
+    }
+    async fn permission(&self, codename: &str) -> StoreResult<Option<Permission>> {
+        self.inner.permission(codename).await
+    }
+    async fn rename_permission(&self, codename: &str, name: &str) -> StoreResult<bool> {
+        self.inner.rename_permission(codename, name).await
+    }
+    async fn delete_permission(&self, codename: &str) -> StoreResult<bool> {
+        let r = self.inner.delete_permission(codename).await;
+        self.users.remove_where(|_| true);
+        r
+    }
+    async fn grant(&self, to: Principal, codename: &str) -> StoreResult<bool> {
+        let r = self.inner.grant(to, codename).await;
+        self.drop_principal(to);
+        r
+    }
+    async fn revoke(&self, from: Principal, codename: &str) -> StoreResult<bool> {
+        let r = self.inner.revoke(from, codename).await;
+        self.drop_principal(from);
+        r
+    }
+    async fn grant_object(&self, g: &ObjectGrant) -> StoreResult<bool> {
+        self.inner.grant_object(g).await
+    }
+    async fn revoke_object(&self, g: &ObjectGrant) -> StoreResult<bool> {
+        self.inner.revoke_object(g).await
+    }
+    async fn object_grants(&self, q: &ObjectGrantQuery) -> StoreResult<Page<ObjectGrant>> {
+        self.inner.object_grants(q).await
+    }
+    async fn has_object_grant(
+        &self,
+        user: UserId,
+        codename: &str,
+        object: &ObjectRef,
+    ) -> StoreResult<bool> {
+        self.inner.has_object_grant(user, codename, object).await
+    }
+    async fn object_ids(
+        &self,
+        user: UserId,
+        codename: &str,
+        object_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<ObjectIds> {
+        self.inner
+            .object_ids(user, codename, object_type, after, limit)
+            .await
     }
 }
 

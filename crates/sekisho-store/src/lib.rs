@@ -11,7 +11,9 @@ pub mod sqlite;
 use sekisho_core::Config;
 use sekisho_core::clock::Clock;
 pub use sekisho_core::store::Stores;
-use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
+use sekisho_core::store::{
+    AuditStore, AuthzStore, FamilyStore, SessionStore, StoreError, StoreResult, UserStore,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,22 +22,25 @@ use std::time::Duration;
 /// `sessions.store` is a `redis://` URL; all behind the per-instance read cache (`cache.ttl`).
 pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores> {
     let db = &config.database;
-    let (users, families, sessions): (
+    #[allow(clippy::type_complexity)]
+    let (users, families, sessions, authz, audit): (
         Arc<dyn UserStore>,
         Arc<dyn FamilyStore>,
         Arc<dyn SessionStore>,
+        Arc<dyn AuthzStore>,
+        Arc<dyn AuditStore>,
     ) = if db.url.starts_with("sqlite:") {
         let s = Arc::new(
             sqlite::SqliteStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
-        (s.clone(), s.clone(), s)
+        (s.clone(), s.clone(), s.clone(), s.clone(), s)
     } else {
         let s = Arc::new(
             postgres::PgStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
-        (s.clone(), s.clone(), s)
+        (s.clone(), s.clone(), s.clone(), s.clone(), s)
     };
     let store = &config.sessions.store;
     let (families, sessions): (Arc<dyn FamilyStore>, Arc<dyn SessionStore>) =
@@ -54,10 +59,15 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             users,
             families,
             sessions,
+            authz,
+            audit,
         });
     }
+    let cached_users = cache::CachedUsers::new(users, ttl, clock.clone());
     Ok(Stores {
-        users: Arc::new(cache::CachedUsers::new(users, ttl, clock.clone())),
+        authz: Arc::new(cached_users.authz(authz)),
+        audit,
+        users: Arc::new(cached_users),
         families: Arc::new(cache::CachedFamilies::new(families, ttl, clock.clone())),
         sessions: Arc::new(cache::CachedSessions::new(sessions, ttl, clock)),
     })

@@ -21,7 +21,13 @@ macro_rules! impl_sql_stores {
             FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Write, decide_rotation,
         };
         use sekisho_core::session::SessionRecord;
-        use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult, UserStore};
+        use sekisho_core::store::{
+            AuditStore, AuthzStore, FamilyStore, SessionStore, StoreError, StoreResult, UserStore,
+        };
+        use sekisho_core::authz::model::{
+            AdminUserUpdate, AuditEntry, AuditQuery, Group, GroupId, NewAuditEntry, ObjectGrant,
+            ObjectGrantQuery, ObjectIds, ObjectRef, Page, Permission, Principal, UserQuery,
+        };
         use sekisho_core::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
         use sqlx::Row;
 
@@ -504,6 +510,471 @@ macro_rules! impl_sql_stores {
                 )
                 .await?;
                 Ok(r.rows_affected())
+            }
+        }
+
+        /// `LIKE` text matching `s` literally (its `%`, `_` and `\` escaped), lower-cased.
+        fn like_pattern(s: &str) -> String {
+            let mut p = String::with_capacity(s.len() + 2);
+            p.push('%');
+            for c in s.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    p.push('\\');
+                }
+                p.push(c);
+            }
+            p.push('%');
+            p
+        }
+
+        impl $store {
+            async fn group_permissions(&self, id: i64) -> StoreResult<Vec<String>> {
+                bounded(
+                    self.deadline,
+                    sqlx::query_scalar(
+                        "SELECT p.codename FROM permissions p JOIN group_permissions gp ON gp.permission_id = p.id
+                         WHERE gp.group_id = $1 ORDER BY p.codename",
+                    )
+                    .bind(id)
+                    .fetch_all(&self.pool),
+                )
+                .await
+            }
+
+            async fn group_from_row(&self, r: $row) -> StoreResult<Group> {
+                let id: i64 = r.get("id");
+                Ok(Group { id, name: r.get("name"), permissions: self.group_permissions(id).await? })
+            }
+
+            async fn permission_id(&self, codename: &str) -> StoreResult<Option<i64>> {
+                bounded(
+                    self.deadline,
+                    sqlx::query_scalar("SELECT id FROM permissions WHERE codename = $1").bind(codename).fetch_optional(&self.pool),
+                )
+                .await
+            }
+        }
+
+        #[async_trait]
+        impl AuthzStore for $store {
+            async fn search_users(&self, q: &UserQuery) -> StoreResult<Page<User>> {
+                let pattern = q.search.as_deref().map(like_pattern);
+                macro_rules! filter_sql { () => { "WHERE ($1 IS NULL OR LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(email) LIKE $1 ESCAPE '\\'
+                     OR LOWER(first_name) LIKE $1 ESCAPE '\\' OR LOWER(last_name) LIKE $1 ESCAPE '\\')" }; }
+                let count: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar(concat!("SELECT COUNT(*) FROM users ", filter_sql!())).bind(&pattern).fetch_one(&self.pool),
+                )
+                .await?;
+                let rows = bounded(
+                    self.deadline,
+                    sqlx::query(concat!("SELECT id, username, password, email, first_name, last_name, is_active, is_staff, is_superuser
+                         FROM users ", filter_sql!(), " ORDER BY id LIMIT $2 OFFSET $3"))
+                    .bind(&pattern)
+                    .bind(q.limit.min(i64::MAX as u64) as i64)
+                    .bind(q.offset.min(i64::MAX as u64) as i64)
+                    .fetch_all(&self.pool),
+                )
+                .await?;
+                let mut results = Vec::with_capacity(rows.len());
+                for r in rows {
+                    results.push(self.load_user(r).await?.user);
+                }
+                Ok(Page { count: count as u64, results })
+            }
+
+            async fn update_user(&self, id: UserId, u: &AdminUserUpdate) -> StoreResult<Option<User>> {
+                bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "UPDATE users SET email = COALESCE($1, email), first_name = COALESCE($2, first_name),
+                         last_name = COALESCE($3, last_name), is_active = COALESCE($4, is_active),
+                         is_staff = COALESCE($5, is_staff), is_superuser = COALESCE($6, is_superuser) WHERE id = $7",
+                    )
+                    .bind(&u.email)
+                    .bind(&u.first_name)
+                    .bind(&u.last_name)
+                    .bind(u.is_active)
+                    .bind(u.is_staff)
+                    .bind(u.is_superuser)
+                    .bind(id)
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(self.user_by_id(id).await?.map(std::sync::Arc::unwrap_or_clone))
+            }
+
+            async fn create_group(&self, name: &str) -> StoreResult<Group> {
+                let id: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar("INSERT INTO groups (name) VALUES ($1) RETURNING id").bind(name).fetch_one(&self.writer),
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("group {name:?} already exists")),
+                    other => other,
+                })?;
+                Ok(Group { id, name: name.to_string(), permissions: Vec::new() })
+            }
+
+            async fn groups(&self) -> StoreResult<Vec<Group>> {
+                let rows = bounded(self.deadline, sqlx::query("SELECT id, name FROM groups ORDER BY name").fetch_all(&self.pool)).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(self.group_from_row(r).await?);
+                }
+                Ok(out)
+            }
+
+            async fn group(&self, id: GroupId) -> StoreResult<Option<Group>> {
+                let row = bounded(self.deadline, sqlx::query("SELECT id, name FROM groups WHERE id = $1").bind(id).fetch_optional(&self.pool)).await?;
+                match row {
+                    Some(r) => Ok(Some(self.group_from_row(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn group_by_name(&self, name: &str) -> StoreResult<Option<Group>> {
+                let row = bounded(self.deadline, sqlx::query("SELECT id, name FROM groups WHERE name = $1").bind(name).fetch_optional(&self.pool)).await?;
+                match row {
+                    Some(r) => Ok(Some(self.group_from_row(r).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn rename_group(&self, id: GroupId, name: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("UPDATE groups SET name = $1 WHERE id = $2").bind(name).bind(id).execute(&self.writer),
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("group {name:?} already exists")),
+                    other => other,
+                })?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
+                let r = bounded(self.deadline, sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&self.writer)).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn group_members(&self, id: GroupId) -> StoreResult<Vec<UserId>> {
+                bounded(
+                    self.deadline,
+                    sqlx::query_scalar("SELECT user_id FROM user_groups WHERE group_id = $1 ORDER BY user_id").bind(id).fetch_all(&self.pool),
+                )
+                .await
+            }
+
+            async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO user_groups (user_id, group_id) SELECT $1, $2
+                         WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) AND EXISTS (SELECT 1 FROM groups WHERE id = $2)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(user)
+                    .bind(group)
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2").bind(user).bind(group).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn create_permission(&self, codename: &str, name: &str) -> StoreResult<Permission> {
+                let id: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar("INSERT INTO permissions (codename, name) VALUES ($1, $2) RETURNING id")
+                        .bind(codename)
+                        .bind(name)
+                        .fetch_one(&self.writer),
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("permission {codename:?} already exists")),
+                    other => other,
+                })?;
+                Ok(Permission { id, codename: codename.to_string(), name: name.to_string() })
+            }
+
+            async fn permissions(&self) -> StoreResult<Vec<Permission>> {
+                let rows = bounded(self.deadline, sqlx::query("SELECT id, codename, name FROM permissions ORDER BY codename").fetch_all(&self.pool)).await?;
+                Ok(rows.into_iter().map(|r| Permission { id: r.get("id"), codename: r.get("codename"), name: r.get("name") }).collect())
+            }
+
+            async fn permission(&self, codename: &str) -> StoreResult<Option<Permission>> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT id, codename, name FROM permissions WHERE codename = $1").bind(codename).fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(row.map(|r| Permission { id: r.get("id"), codename: r.get("codename"), name: r.get("name") }))
+            }
+
+            async fn rename_permission(&self, codename: &str, name: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("UPDATE permissions SET name = $1 WHERE codename = $2").bind(name).bind(codename).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn delete_permission(&self, codename: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM permissions WHERE codename = $1").bind(codename).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn grant(&self, to: Principal, codename: &str) -> StoreResult<bool> {
+                let sql = match to {
+                    Principal::User(_) => "INSERT INTO user_permissions (user_id, permission_id)
+                        SELECT u.id, p.id FROM users u, permissions p WHERE u.id = $1 AND p.codename = $2 ON CONFLICT DO NOTHING",
+                    Principal::Group(_) => "INSERT INTO group_permissions (group_id, permission_id)
+                        SELECT g.id, p.id FROM groups g, permissions p WHERE g.id = $1 AND p.codename = $2 ON CONFLICT DO NOTHING",
+                };
+                let (Principal::User(id) | Principal::Group(id)) = to;
+                let r = bounded(self.deadline, sqlx::query(sql).bind(id).bind(codename).execute(&self.writer)).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn revoke(&self, from: Principal, codename: &str) -> StoreResult<bool> {
+                let sql = match from {
+                    Principal::User(_) => "DELETE FROM user_permissions WHERE user_id = $1
+                        AND permission_id = (SELECT id FROM permissions WHERE codename = $2)",
+                    Principal::Group(_) => "DELETE FROM group_permissions WHERE group_id = $1
+                        AND permission_id = (SELECT id FROM permissions WHERE codename = $2)",
+                };
+                let (Principal::User(id) | Principal::Group(id)) = from;
+                let r = bounded(self.deadline, sqlx::query(sql).bind(id).bind(codename).execute(&self.writer)).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn grant_object(&self, g: &ObjectGrant) -> StoreResult<bool> {
+                let sql = match g.principal {
+                    Principal::User(_) => "INSERT INTO user_object_permissions (user_id, permission_id, object_type, object_id)
+                        SELECT u.id, p.id, $3, $4 FROM users u, permissions p WHERE u.id = $1 AND p.codename = $2 ON CONFLICT DO NOTHING",
+                    Principal::Group(_) => "INSERT INTO group_object_permissions (group_id, permission_id, object_type, object_id)
+                        SELECT g.id, p.id, $3, $4 FROM groups g, permissions p WHERE g.id = $1 AND p.codename = $2 ON CONFLICT DO NOTHING",
+                };
+                let (Principal::User(id) | Principal::Group(id)) = g.principal;
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(sql).bind(id).bind(&g.permission).bind(&g.object.object_type).bind(&g.object.object_id).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn revoke_object(&self, g: &ObjectGrant) -> StoreResult<bool> {
+                let sql = match g.principal {
+                    Principal::User(_) => "DELETE FROM user_object_permissions WHERE user_id = $1
+                        AND permission_id = (SELECT id FROM permissions WHERE codename = $2) AND object_type = $3 AND object_id = $4",
+                    Principal::Group(_) => "DELETE FROM group_object_permissions WHERE group_id = $1
+                        AND permission_id = (SELECT id FROM permissions WHERE codename = $2) AND object_type = $3 AND object_id = $4",
+                };
+                let (Principal::User(id) | Principal::Group(id)) = g.principal;
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(sql).bind(id).bind(&g.permission).bind(&g.object.object_type).bind(&g.object.object_id).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn object_grants(&self, q: &ObjectGrantQuery) -> StoreResult<Page<ObjectGrant>> {
+                let (user, group) = match q.principal {
+                    Some(Principal::User(u)) => (Some(u), None),
+                    Some(Principal::Group(g)) => (None, Some(g)),
+                    None => (None, None),
+                };
+                macro_rules! grants_sql { () => { "SELECT 'u' AS kind, o.user_id AS pid, p.codename, o.object_type, o.object_id
+                     FROM user_object_permissions o JOIN permissions p ON p.id = o.permission_id
+                     WHERE ($2 IS NULL) AND ($1 IS NULL OR o.user_id = $1)
+                       AND ($3 IS NULL OR p.codename = $3) AND ($4 IS NULL OR o.object_type = $4) AND ($5 IS NULL OR o.object_id = $5)
+                     UNION ALL
+                     SELECT 'g' AS kind, o.group_id AS pid, p.codename, o.object_type, o.object_id
+                     FROM group_object_permissions o JOIN permissions p ON p.id = o.permission_id
+                     WHERE ($1 IS NULL) AND ($2 IS NULL OR o.group_id = $2)
+                       AND ($3 IS NULL OR p.codename = $3) AND ($4 IS NULL OR o.object_type = $4) AND ($5 IS NULL OR o.object_id = $5)" }; }
+                let count: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar(concat!("SELECT COUNT(*) FROM (", grants_sql!(), ") AS grants"))
+                        .bind(user).bind(group).bind(&q.permission).bind(&q.object_type).bind(&q.object_id)
+                        .fetch_one(&self.pool),
+                )
+                .await?;
+                let rows = bounded(
+                    self.deadline,
+                    sqlx::query(concat!("SELECT * FROM (", grants_sql!(), ") AS grants ORDER BY kind DESC, pid, codename, object_type, object_id LIMIT $6 OFFSET $7"))
+                        .bind(user).bind(group).bind(&q.permission).bind(&q.object_type).bind(&q.object_id)
+                        .bind(q.limit.min(i64::MAX as u64) as i64)
+                        .bind(q.offset.min(i64::MAX as u64) as i64)
+                        .fetch_all(&self.pool),
+                )
+                .await?;
+                let results = rows
+                    .into_iter()
+                    .map(|r| {
+                        let pid: i64 = r.get("pid");
+                        let kind: String = r.get("kind");
+                        ObjectGrant {
+                            principal: if kind == "u" { Principal::User(pid) } else { Principal::Group(pid) },
+                            permission: r.get("codename"),
+                            object: ObjectRef { object_type: r.get("object_type"), object_id: r.get("object_id") },
+                        }
+                    })
+                    .collect();
+                Ok(Page { count: count as u64, results })
+            }
+
+            async fn has_object_grant(&self, user: UserId, codename: &str, object: &ObjectRef) -> StoreResult<bool> {
+                let Some(pid) = self.permission_id(codename).await? else {
+                    return Ok(false);
+                };
+                let found: Option<i64> = bounded(
+                    self.deadline,
+                    sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM user_object_permissions
+                         WHERE user_id = $1 AND permission_id = $2 AND object_type = $3 AND object_id = $4
+                         UNION ALL
+                         SELECT CAST(1 AS BIGINT) FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
+                         WHERE ug.user_id = $1 AND o.permission_id = $2 AND o.object_type = $3 AND o.object_id = $4
+                         LIMIT 1",
+                    )
+                    .bind(user)
+                    .bind(pid)
+                    .bind(&object.object_type)
+                    .bind(&object.object_id)
+                    .fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn object_ids(
+                &self,
+                user: UserId,
+                codename: &str,
+                object_type: &str,
+                after: Option<&str>,
+                limit: u64,
+            ) -> StoreResult<ObjectIds> {
+                let Some(pid) = self.permission_id(codename).await? else {
+                    return Ok(ObjectIds::default());
+                };
+                let limit = limit.min(i64::MAX as u64 - 1) as i64;
+                let mut ids: Vec<String> = bounded(
+                    self.deadline,
+                    sqlx::query_scalar(
+                        "SELECT object_id FROM (
+                           SELECT object_id FROM user_object_permissions
+                           WHERE user_id = $1 AND permission_id = $2 AND object_type = $3 AND ($4 IS NULL OR object_id > $4)
+                           UNION
+                           SELECT o.object_id FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
+                           WHERE ug.user_id = $1 AND o.permission_id = $2 AND o.object_type = $3 AND ($4 IS NULL OR o.object_id > $4)
+                         ) AS ids ORDER BY object_id LIMIT $5",
+                    )
+                    .bind(user)
+                    .bind(pid)
+                    .bind(object_type)
+                    .bind(after)
+                    .bind(limit + 1)
+                    .fetch_all(&self.pool),
+                )
+                .await?;
+                let more = ids.len() as i64 > limit;
+                ids.truncate(limit as usize);
+                let next = if more { ids.last().cloned() } else { None };
+                Ok(ObjectIds { all: false, ids, next })
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn append(&self, e: &NewAuditEntry) -> StoreResult<AuditEntry> {
+                let detail = e.detail.to_string();
+                let id: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar(
+                        "INSERT INTO audit_log (at_ms, actor_id, actor, action, target, detail, remote_addr, request_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    )
+                    .bind(e.at.millis())
+                    .bind(e.actor.user_id)
+                    .bind(&e.actor.name)
+                    .bind(&e.action)
+                    .bind(&e.target)
+                    .bind(&detail)
+                    .bind(&e.actor.remote_addr)
+                    .bind(&e.actor.request_id)
+                    .fetch_one(&self.writer),
+                )
+                .await?;
+                Ok(AuditEntry {
+                    id,
+                    at: e.at,
+                    actor_id: e.actor.user_id,
+                    actor: e.actor.name.clone(),
+                    action: e.action.clone(),
+                    target: e.target.clone(),
+                    detail: e.detail.clone(),
+                    remote_addr: e.actor.remote_addr.clone(),
+                    request_id: e.actor.request_id.clone(),
+                })
+            }
+
+            async fn entries(&self, q: &AuditQuery) -> StoreResult<Page<AuditEntry>> {
+                macro_rules! filter_sql { () => { "WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR target = $3)" }; }
+                let count: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar(concat!("SELECT COUNT(*) FROM audit_log ", filter_sql!()))
+                        .bind(&q.actor).bind(&q.action).bind(&q.target)
+                        .fetch_one(&self.pool),
+                )
+                .await?;
+                let rows = bounded(
+                    self.deadline,
+                    sqlx::query(concat!("SELECT * FROM audit_log ", filter_sql!(), " ORDER BY id DESC LIMIT $4 OFFSET $5"))
+                        .bind(&q.actor).bind(&q.action).bind(&q.target)
+                        .bind(q.limit.min(i64::MAX as u64) as i64)
+                        .bind(q.offset.min(i64::MAX as u64) as i64)
+                        .fetch_all(&self.pool),
+                )
+                .await?;
+                let results = rows
+                    .into_iter()
+                    .map(|r| {
+                        let detail: String = r.get("detail");
+                        AuditEntry {
+                            id: r.get("id"),
+                            at: Timestamp(r.get("at_ms")),
+                            actor_id: r.get("actor_id"),
+                            actor: r.get("actor"),
+                            action: r.get("action"),
+                            target: r.get("target"),
+                            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                            remote_addr: r.get("remote_addr"),
+                            request_id: r.get("request_id"),
+                        }
+                    })
+                    .collect();
+                Ok(Page { count: count as u64, results })
             }
         }
         }

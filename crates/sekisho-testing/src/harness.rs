@@ -92,6 +92,12 @@ impl Harness {
     /// A fresh app on a fresh store, configured by `SEKISHO_…` pairs exactly as the binary reads
     /// them from its environment.
     pub async fn start(env: &[(&str, &str)]) -> Harness {
+        Harness::start_toml("", env).await
+    }
+
+    /// Like [`Harness::start`], with a config file's text too (for keys the environment
+    /// cannot carry, such as `[[policy.rules]]`).
+    pub async fn start_toml(toml: &str, env: &[(&str, &str)]) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut vars: Vec<(String, String)> = vec![
             (
@@ -122,7 +128,7 @@ impl Harness {
             ));
         }
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::load("", vars).expect("harness config");
+        let config = Config::load(toml, vars).expect("harness config");
         let clock = ManualClock::at(SystemClock.now());
         let (auth, router) = build(&config, &clock).await;
         Harness {

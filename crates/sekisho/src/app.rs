@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use axum::Router;
 use sekisho_axum::AppState;
+use sekisho_core::authz::policy::Policy;
 use sekisho_core::clock::SystemClock;
 use sekisho_core::{Auth, Config};
 use sekisho_store::Stores;
@@ -40,9 +41,23 @@ pub async fn build_auth(config: &Config) -> Result<Arc<Auth>> {
     ))
 }
 
-pub fn build_router(config: &Config, auth: Arc<Auth>) -> Router {
-    let state = AppState::new(auth, config).with_metrics(metrics_recorder());
-    sekisho_axum::app(state, config.server.static_dir.clone())
+/// The access policy: the `[policy]` section plus `policy.file`, compiled (one-line errors).
+pub fn load_policy(config: &Config) -> Result<Policy> {
+    let text = match &config.policy.file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("policy.file: cannot read {}", p.display()))?,
+        ),
+        None => None,
+    };
+    Ok(Policy::compile(&config.policy, text.as_deref())?)
+}
+
+pub fn build_router(config: &Config, auth: Arc<Auth>) -> Result<Router> {
+    let state = AppState::new(auth, config)
+        .with_metrics(metrics_recorder())
+        .with_policy(load_policy(config)?);
+    Ok(sekisho_axum::app(state, config.server.static_dir.clone()))
 }
 
 static METRICS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
@@ -124,7 +139,7 @@ pub async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
     let addr = listener.local_addr()?;
     spawn_purge(auth.clone(), Duration::from_secs(60));
-    let app = build_router(&config, auth);
+    let app = build_router(&config, auth)?;
     spawn_metrics_upkeep(Duration::from_secs(1));
     tracing::info!(%addr, "sekisho listening");
     println!("sekisho listening on http://{addr}");

@@ -1,9 +1,12 @@
 //! The command line (DESIGN §5). Every command honours `--config` and the environment, exits
 //! non-zero with a one-line reason on failure and never prints a secret.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use sekisho_core::account::NewUser;
+use sekisho_core::authz::admin::Admin;
+use sekisho_core::authz::{AuditQuery, Group, ObjectGrant, ObjectRef, Principal, object_type_of};
+use sekisho_core::{Auth, AuthError};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -36,6 +39,21 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage groups, their members and their permissions.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Manage permissions (the codename catalogue).
+    Perm {
+        #[command(subcommand)]
+        command: PermCommand,
+    },
+    /// Read the audit log of administrative actions.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
 }
 
@@ -73,6 +91,84 @@ enum UserCommand {
     List,
     /// Disable a user (ends all of the user's refresh families).
     Deactivate { name: String },
+    /// Grant a user a permission: model-wide, or on one object.
+    Grant {
+        name: String,
+        perm: String,
+        #[command(flatten)]
+        object: ObjectArg,
+    },
+    /// Revoke a user's permission: model-wide, or on one object.
+    Revoke {
+        name: String,
+        perm: String,
+        #[command(flatten)]
+        object: ObjectArg,
+    },
+}
+
+/// One object for a per-object grant (django-guardian's), or none for a model-wide one.
+#[derive(clap::Args)]
+struct ObjectArg {
+    /// The object as TYPE:ID, e.g. shop.order:42.
+    #[arg(long, value_name = "TYPE:ID", conflicts_with = "object_id")]
+    object: Option<String>,
+    /// The object's id; its type is the permission's (shop.change_order -> shop.order).
+    #[arg(long, value_name = "ID")]
+    object_id: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group.
+    Create { name: String },
+    /// Delete a group (its memberships and grants go with it).
+    Delete { name: String },
+    /// List groups with their member counts and permissions.
+    List,
+    /// Add a user to a group.
+    AddMember { group: String, user: String },
+    /// Remove a user from a group.
+    RemoveMember { group: String, user: String },
+    /// Grant a group a permission: model-wide, or on one object.
+    Grant {
+        group: String,
+        perm: String,
+        #[command(flatten)]
+        object: ObjectArg,
+    },
+    /// Revoke a group's permission: model-wide, or on one object.
+    Revoke {
+        group: String,
+        perm: String,
+        #[command(flatten)]
+        object: ObjectArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum PermCommand {
+    /// Create a permission (codename app.action_model).
+    Create {
+        codename: String,
+        /// A human-readable label, e.g. "Can view order".
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Delete a permission and every grant of it.
+    Delete { codename: String },
+    /// List permissions.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// The newest entries first.
+    List {
+        /// How many entries (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+    },
 }
 
 fn init_tracing() {
@@ -124,14 +220,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             println!("# configuration is valid; effective values (secrets masked):");
             print!("{}", config.to_masked_toml());
+            let policy = crate::app::load_policy(&config)?;
+            println!("\n# access policy (forward-auth), first match wins:");
+            for line in policy.describe().lines() {
+                println!("# {line}");
+            }
             Ok(())
         }
         Command::User { command } => user(config, command).await,
+        Command::Group { command } => group(config, command).await,
+        Command::Perm { command } => perm(config, command).await,
+        Command::Audit { command } => audit(config, command).await,
     }
 }
 
 async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> {
     let auth = crate::app::build_auth(&config).await?;
+    // The administration methods, so every change is in the audit log as `cli:<os user>`.
+    let admin = Admin::cli();
     let find = |name: String| {
         let auth = auth.clone();
         async move {
@@ -155,7 +261,8 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
                 password.unwrap_or_default()
             };
             let u = auth
-                .create_user(
+                .admin_create_user(
+                    &admin,
                     &NewUser {
                         username: name,
                         email,
@@ -170,7 +277,7 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
         UserCommand::SetPassword { name, .. } => {
             let password = read_password_stdin()?;
             let u = find(name).await?;
-            auth.set_password(u.id, &password).await?;
+            auth.admin_set_password(&admin, u.id, &password).await?;
             println!(
                 "password of {:?} changed; its refresh tokens are revoked",
                 u.username
@@ -190,12 +297,299 @@ async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> 
         }
         UserCommand::Deactivate { name } => {
             let u = find(name).await?;
-            auth.deactivate(u.id).await?;
+            auth.admin_deactivate(&admin, u.id).await?;
             println!(
                 "user {:?} deactivated; its refresh tokens are revoked",
                 u.username
             );
         }
+        UserCommand::Grant { name, perm, object } => {
+            let u = find(name).await?;
+            let to = Grantee::user(&u);
+            change_grant(&auth, &admin, to, &perm, object, true).await?;
+        }
+        UserCommand::Revoke { name, perm, object } => {
+            let u = find(name).await?;
+            let to = Grantee::user(&u);
+            change_grant(&auth, &admin, to, &perm, object, false).await?;
+        }
     }
     Ok(())
+}
+
+impl ObjectArg {
+    /// The object named, if any; `--object-id` takes its type from the codename.
+    fn resolve(self, perm: &str) -> Result<Option<ObjectRef>> {
+        match (self.object, self.object_id) {
+            (Some(o), _) => {
+                let (t, id) = o
+                    .split_once(':')
+                    .context("--object must be TYPE:ID, e.g. shop.order:42")?;
+                Ok(Some(ObjectRef {
+                    object_type: t.to_string(),
+                    object_id: id.to_string(),
+                }))
+            }
+            (None, Some(id)) => {
+                let t = object_type_of(perm).with_context(|| {
+                    format!("permission {perm:?} names no object type; use --object TYPE:ID")
+                })?;
+                Ok(Some(ObjectRef {
+                    object_type: t,
+                    object_id: id,
+                }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Names what an administration error is about, in one line.
+fn named(e: AuthError, perm: &str) -> anyhow::Error {
+    match e {
+        AuthError::NotFound("permission") => anyhow!("no permission {perm:?}"),
+        other => other.into(),
+    }
+}
+
+/// Who a grant is for, and how to name them in the output.
+struct Grantee {
+    principal: Principal,
+    who: String,
+}
+
+impl Grantee {
+    fn user(u: &sekisho_core::account::User) -> Grantee {
+        Grantee {
+            principal: Principal::User(u.id),
+            who: format!("user {:?}", u.username),
+        }
+    }
+
+    fn group(g: &Group) -> Grantee {
+        Grantee {
+            principal: Principal::Group(g.id),
+            who: format!("group {:?}", g.name),
+        }
+    }
+}
+
+/// Grants or revokes `perm` (model-wide, or on one object) and says whether anything changed.
+async fn change_grant(
+    auth: &Auth,
+    admin: &Admin,
+    grantee: Grantee,
+    perm: &str,
+    object: ObjectArg,
+    grant: bool,
+) -> Result<()> {
+    let Grantee { principal: to, who } = grantee;
+    let object = object.resolve(perm)?;
+    let changed = match &object {
+        None if grant => auth.admin_grant(admin, to, perm).await,
+        None => auth.admin_revoke(admin, to, perm).await,
+        Some(o) => {
+            let g = ObjectGrant {
+                principal: to,
+                permission: perm.to_string(),
+                object: o.clone(),
+            };
+            if grant {
+                auth.admin_grant_object(admin, &g).await
+            } else {
+                auth.admin_revoke_object(admin, &g).await
+            }
+        }
+    }
+    .map_err(|e| named(e, perm))?;
+    let on = object
+        .map(|o| format!(" on {}:{}", o.object_type, o.object_id))
+        .unwrap_or_default();
+    match (grant, changed) {
+        (true, true) => println!("granted {perm:?}{on} to {who}"),
+        (true, false) => println!("{who} already has {perm:?}{on}"),
+        (false, true) => println!("revoked {perm:?}{on} from {who}"),
+        (false, false) => println!("{who} does not have {perm:?}{on}"),
+    }
+    Ok(())
+}
+
+async fn find_group(auth: &Auth, admin: &Admin, name: &str) -> Result<Group> {
+    auth.admin_group_by_name(admin, name)
+        .await
+        .map_err(|e| match e {
+            AuthError::NotFound(_) => anyhow!("no group named {name:?}"),
+            other => other.into(),
+        })
+}
+
+async fn find_user(auth: &Auth, name: &str) -> Result<sekisho_core::account::User> {
+    auth.find_user(name)
+        .await?
+        .with_context(|| format!("no user named {name:?}"))
+}
+
+async fn group(config: sekisho_core::Config, command: GroupCommand) -> Result<()> {
+    let auth = crate::app::build_auth(&config).await?;
+    let admin = Admin::cli();
+    match command {
+        GroupCommand::Create { name } => {
+            let g = auth
+                .admin_create_group(&admin, &name)
+                .await
+                .with_context(|| format!("cannot create group {name:?}"))?;
+            println!("created group {:?} (id {})", g.name, g.id);
+        }
+        GroupCommand::Delete { name } => {
+            let g = find_group(&auth, &admin, &name).await?;
+            auth.admin_delete_group(&admin, g.id).await?;
+            println!("deleted group {:?}", g.name);
+        }
+        GroupCommand::List => {
+            println!("{:<6} {:<24} {:<7} permissions", "id", "name", "members");
+            for g in auth.admin_groups(&admin).await? {
+                let members = auth.admin_group_members(&admin, g.id).await?.len();
+                let perms = if g.permissions.is_empty() {
+                    "-".to_string()
+                } else {
+                    g.permissions.join(",")
+                };
+                println!("{:<6} {:<24} {:<7} {}", g.id, g.name, members, perms);
+            }
+        }
+        GroupCommand::AddMember { group, user } => {
+            let g = find_group(&auth, &admin, &group).await?;
+            let u = find_user(&auth, &user).await?;
+            if auth.admin_add_member(&admin, g.id, u.id).await? {
+                println!("added {:?} to group {:?}", u.username, g.name);
+            } else {
+                println!("{:?} is already in group {:?}", u.username, g.name);
+            }
+        }
+        GroupCommand::RemoveMember { group, user } => {
+            let g = find_group(&auth, &admin, &group).await?;
+            let u = find_user(&auth, &user).await?;
+            if auth.admin_remove_member(&admin, g.id, u.id).await? {
+                println!("removed {:?} from group {:?}", u.username, g.name);
+            } else {
+                println!("{:?} is not in group {:?}", u.username, g.name);
+            }
+        }
+        GroupCommand::Grant {
+            group,
+            perm,
+            object,
+        } => {
+            let g = find_group(&auth, &admin, &group).await?;
+            let to = Grantee::group(&g);
+            change_grant(&auth, &admin, to, &perm, object, true).await?;
+        }
+        GroupCommand::Revoke {
+            group,
+            perm,
+            object,
+        } => {
+            let g = find_group(&auth, &admin, &group).await?;
+            let to = Grantee::group(&g);
+            change_grant(&auth, &admin, to, &perm, object, false).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn perm(config: sekisho_core::Config, command: PermCommand) -> Result<()> {
+    let auth = crate::app::build_auth(&config).await?;
+    let admin = Admin::cli();
+    match command {
+        PermCommand::Create { codename, name } => {
+            let p = auth
+                .admin_create_permission(&admin, &codename, &name)
+                .await
+                .with_context(|| format!("cannot create permission {codename:?}"))?;
+            println!("created permission {:?} (id {})", p.codename, p.id);
+        }
+        PermCommand::Delete { codename } => {
+            auth.admin_delete_permission(&admin, &codename)
+                .await
+                .map_err(|e| named(e, &codename))?;
+            println!("deleted permission {codename:?} and every grant of it");
+        }
+        PermCommand::List => {
+            println!("{:<6} {:<40} name", "id", "codename");
+            for p in auth.admin_permissions(&admin).await? {
+                println!("{:<6} {:<40} {}", p.id, p.codename, p.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn audit(config: sekisho_core::Config, command: AuditCommand) -> Result<()> {
+    let auth = crate::app::build_auth(&config).await?;
+    let admin = Admin::cli();
+    let AuditCommand::List { limit } = command;
+    let page = auth
+        .admin_audit(
+            &admin,
+            &AuditQuery {
+                limit,
+                ..AuditQuery::default()
+            },
+        )
+        .await?;
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    println!(
+        "{:<6} {:<20} {:<20} {:<22} {:<28} {:<16} detail",
+        "id", "at", "actor", "action", "target", "from"
+    );
+    for e in page.results {
+        println!(
+            "{:<6} {:<20} {:<20} {:<22} {:<28} {:<16} {}",
+            e.id,
+            utc(e.at.millis()),
+            dash(&e.actor),
+            e.action,
+            dash(&e.target),
+            dash(&e.remote_addr),
+            e.detail
+        );
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the epoch (the civil-from-days algorithm).
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_civil_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_767_225_599_999), "2025-12-31T23:59:59Z");
+    }
 }

@@ -11,9 +11,9 @@ use super::request;
 use super::session::session_of;
 use crate::cookies::{self, Jar};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, HttpSettings};
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, header};
 use sekisho_core::session::ANONYMOUS;
 
 pub fn is_unsafe(method: &Method) -> bool {
@@ -44,10 +44,19 @@ pub fn enforce(parts: &mut Parts, state: &AppState, binding: &str) -> Result<(),
             &http.trusted_origins,
         )?;
     }
-    let headers = &parts.headers;
+    let (cookie, header) = presented(&parts.headers, http);
+    Ok(state.auth.check_csrf(cookie, header, binding)?)
+}
+
+/// The CSRF cookie and header a request presents (either may be missing; a header that is not
+/// visible ASCII counts as missing).
+pub(crate) fn presented<'h>(
+    headers: &'h HeaderMap,
+    http: &HttpSettings,
+) -> (Option<&'h str>, Option<&'h str>) {
     let cookie = cookies::get(headers, &http.csrf_cookie);
     let header = headers.get(&http.csrf_header).and_then(|v| v.to_str().ok());
-    Ok(state.auth.check_csrf(cookie, header, binding)?)
+    (cookie, header)
 }
 
 /// Adds a `csrftoken` cookie to `jar` when the request has none valid for `binding`; returns

@@ -61,7 +61,7 @@ struct Resolved(Option<Identity>);
 
 /// What an `Authorization` header says.
 #[derive(Debug, PartialEq, Eq)]
-enum AuthorizationHeader<'a> {
+pub(crate) enum AuthorizationHeader<'a> {
     /// Not a scheme sekisho handles (e.g. `Basic`): ignored, as simplejwt ignores it.
     Other,
     Bearer(&'a str),
@@ -70,7 +70,7 @@ enum AuthorizationHeader<'a> {
 /// Reads an `Authorization` header: the one place it is parsed. The scheme is matched
 /// case-insensitively; only the scheme decides whether the header is ours, so the bytes of
 /// another scheme's credentials (which need not be UTF-8) are none of our business.
-fn parse_authorization(value: &[u8]) -> Result<AuthorizationHeader<'_>, AuthError> {
+pub(crate) fn parse_authorization(value: &[u8]) -> Result<AuthorizationHeader<'_>, AuthError> {
     // simplejwt splits on any whitespace (`header.split()`).
     let mut parts = value
         .split(|b| b.is_ascii_whitespace())

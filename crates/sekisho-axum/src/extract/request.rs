@@ -17,6 +17,8 @@ pub struct RequestMeta {
     pub own_origin: String,
     pub client_ip: String,
     pub user_agent: String,
+    /// The peer is a trusted proxy: its `X-Forwarded-*` / `X-Original-*` headers count.
+    pub from_proxy: bool,
 }
 
 /// The request's [`RequestMeta`], computed on first use.
@@ -68,11 +70,12 @@ fn compute(parts: &Parts, http: &HttpSettings) -> RequestMeta {
             .get(header::USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default(),
+        from_proxy,
     }
 }
 
 /// The first (client-most) value of a comma-separated forwarding header.
-fn first_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn first_value(headers: &HeaderMap, name: &str) -> Option<String> {
     let v = headers.get(name)?.to_str().ok()?;
     let first = v.split(',').next()?.trim();
     (!first.is_empty()).then(|| first.to_string())

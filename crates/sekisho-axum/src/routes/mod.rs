@@ -1,8 +1,11 @@
 //! The auth endpoints (DESIGN §3.1, §3.3, §3.6), one file per group: [`token`] (simplejwt's
 //! four), [`session`] (Django-style session login and devices), [`me`] (the caller's own
-//! account), [`ops`] (health, metrics, OpenAPI). Every path answers with and without its
+//! account), [`admin`] (administration under `/api/admin/`), [`ops`] (health, metrics, OpenAPI). Every path answers with and without its
 //! trailing slash, with no redirect (a redirected POST loses its body).
 
+mod admin;
+mod authz;
+mod forward;
 mod me;
 mod ops;
 mod session;
@@ -35,6 +38,31 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
         "/api/auth/sessions/" => get(session::list_sessions),
         "/api/auth/sessions/{id}/" => delete(session::delete_session),
         "/api/auth/logout-all/" => post(session::logout_all),
+        "/api/auth/check/" => get(forward::check),
+        "/api/authz/check/" => post(authz::check),
+        "/api/authz/list/" => post(authz::list),
+        "/api/admin/users/" => get(admin::users).post(admin::create_user),
+        "/api/admin/users/{id}/" => get(admin::user).patch(admin::update_user),
+        "/api/admin/users/{id}/password/" => post(admin::set_password),
+        "/api/admin/users/{id}/deactivate/" => post(admin::deactivate),
+        "/api/admin/users/{id}/logout-all/" => post(admin::end_logins),
+        "/api/admin/users/{id}/permissions/" => post(admin::grant_user),
+        "/api/admin/users/{id}/permissions/{codename}/" => delete(admin::revoke_user),
+        "/api/admin/groups/" => get(admin::groups).post(admin::create_group),
+        "/api/admin/groups/{id}/" => get(admin::group)
+            .patch(admin::rename_group)
+            .delete(admin::delete_group),
+        "/api/admin/groups/{id}/members/" => get(admin::members).post(admin::add_member),
+        "/api/admin/groups/{id}/members/{user_id}/" => delete(admin::remove_member),
+        "/api/admin/groups/{id}/permissions/" => post(admin::grant_group),
+        "/api/admin/groups/{id}/permissions/{codename}/" => delete(admin::revoke_group),
+        "/api/admin/permissions/" => get(admin::permissions).post(admin::create_permission),
+        "/api/admin/permissions/{codename}/" => get(admin::permission)
+            .patch(admin::rename_permission)
+            .delete(admin::delete_permission),
+        "/api/admin/object-permissions/" => get(admin::object_grants).post(admin::grant_object),
+        "/api/admin/object-permissions/revoke/" => post(admin::revoke_object),
+        "/api/admin/audit/" => get(admin::audit),
         "/healthz" => get(ops::healthz),
         "/readyz" => get(ops::readyz),
         "/metrics" => get(ops::metrics_text),

@@ -953,3 +953,50 @@ pub fn storage_dump(s: &Server) -> Vec<u8> {
     }
     out
 }
+
+/// A PostgreSQL database of its own, whatever the selected backend (for tests that need
+/// several instances with the cross-instance cache bus); dropped with the value.
+pub struct OwnPgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl OwnPgDatabase {
+    pub fn create(tag: &str) -> OwnPgDatabase {
+        let name = format!(
+            "sekisho_{tag}_{:08x}_{}",
+            std::process::id(),
+            Instant::now().elapsed().subsec_nanos() ^ rand_u32()
+        );
+        psql(&format!("CREATE DATABASE {name}"));
+        let admin = pg_admin_url();
+        let root = admin
+            .rsplit_once('/')
+            .map(|(r, _)| r.to_string())
+            .unwrap_or(admin);
+        OwnPgDatabase {
+            url: format!("{root}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for OwnPgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                pg_admin_url().as_str(),
+                "-tAc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per instance: enough to keep database names apart.
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
+}
