@@ -491,3 +491,51 @@ async fn no_command_prints_a_password() {
         assert_no_secret(o, key);
     }
 }
+
+#[test]
+fn config_check_prints_the_policy_and_names_a_bad_rule() {
+    let off = Server::offline(&[]);
+    let good = off.dir.path().join("policy.toml");
+    std::fs::write(
+        &good,
+        "default = \"staff\"\n[[rules]]\npath = \"/orders/{id}/\"\nmethods = [\"get\"]\nrequire = \"object:shop.view_order:{id}\"\n",
+    )
+    .unwrap();
+    let out = off.cli_env(
+        &[("SEKISHO_POLICY__FILE", good.to_str().unwrap())],
+        &["config", "check"],
+        "",
+    );
+    let stdout = assert_success(&out);
+    assert!(
+        stdout.contains("# rule 1: GET /orders/{id}/ -> object:shop.view_order:{id}:shop.order"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("# default -> staff"), "{stdout}");
+
+    let bad = off.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[rules]]\npath = \"/a/\"\nrequire = \"staf\"\n").unwrap();
+    let out = off.cli_env(
+        &[("SEKISHO_POLICY__FILE", bad.to_str().unwrap())],
+        &["config", "check"],
+        "",
+    );
+    let line = assert_one_line_failure(&out);
+    assert!(
+        line.contains("rules[1].require: unknown requirement \"staf\""),
+        "{line}"
+    );
+    // The server refuses to start on it the same way.
+    let out = off.cli_env(
+        &[("SEKISHO_POLICY__FILE", bad.to_str().unwrap())],
+        &["serve"],
+        "",
+    );
+    assert!(assert_one_line_failure(&out).contains("rules[1].require"));
+    let out = off.cli_env(
+        &[("SEKISHO_POLICY__FILE", "/nonexistent/policy.toml")],
+        &["config", "check"],
+        "",
+    );
+    assert!(assert_one_line_failure(&out).contains("policy.file: cannot read"));
+}
