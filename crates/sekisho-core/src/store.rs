@@ -69,6 +69,11 @@ pub trait FamilyStore: Send + Sync + 'static {
     /// is false): adopting a token minted elsewhere may race, and must never reset a family.
     async fn create_family(&self, family: &FamilyRecord) -> StoreResult<bool>;
     async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>>;
+    /// The family as stored now, bypassing any cache: a cached copy may predate a rotation made
+    /// by another instance, so a refusal based on it is checked again here before it stands.
+    async fn family_fresh(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {
+        self.family(id).await
+    }
     /// Atomically applies [`crate::family::decide_rotation`] to the family: under any number of
     /// concurrent calls (from any number of server instances) exactly one rotation of a given
     /// token happens.

@@ -3,8 +3,12 @@
 //!
 //! Consistency: every change made through this instance removes the affected entries at once
 //! (a logout, password change, deactivation or profile edit is seen by this instance's next
-//! request). Changes made by *another* process (another instance, the CLI) are seen after at
-//! most `cache.ttl` (default 250 ms, capped at 1 s); `cache.ttl = 0` turns the cache off.
+//! request). On PostgreSQL the same change is broadcast to every other process sharing the
+//! database (other instances, the CLI) by [`crate::bus`], and the change's caller waits until
+//! they have dropped it too, so it holds for the next request on *every* instance. Without the
+//! broadcast (SQLite, or a process the broadcast could not reach) another process's change is
+//! seen after at most `cache.ttl` (default 250 ms, capped at 1 s); `cache.ttl = 0` turns the
+//! cache off.
 
 use async_trait::async_trait;
 use sekisho_core::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
@@ -18,7 +22,8 @@ use sekisho_core::session::SessionRecord;
 use sekisho_core::store::{AuthzStore, FamilyStore, SessionStore, StoreResult, UserStore};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const SHARDS: usize = 16;
@@ -77,6 +82,12 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
             .remove(k);
     }
 
+    pub fn clear(&self) {
+        for s in &self.shards {
+            s.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
     /// Removes every entry whose value matches (rare operations such as "end all sessions").
     pub fn remove_where(&self, f: impl Fn(&V) -> bool) {
         for s in &self.shards {
@@ -87,25 +98,115 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
-/// Users by id, cached; every write through this store invalidates the user.
-pub struct CachedUsers {
-    inner: Arc<dyn UserStore>,
-    by_id: Arc<TtlCache<UserId, Arc<User>>>,
+/// What a change makes stale, here and (through [`crate::bus`]) on every other instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stale {
+    /// One user: the account, its grants and memberships, its sessions and refresh families.
+    User(UserId),
+    /// Every cached user (a group's grants, a group or a permission going).
+    AllUsers,
+    /// One session, by the hash of its id.
+    Session(String),
+    /// One refresh family, by id.
+    Family(String),
+    /// Everything (a process that may have missed broadcasts).
+    Everything,
 }
 
-impl CachedUsers {
-    pub fn new(inner: Arc<dyn UserStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
-        CachedUsers {
-            inner,
-            by_id: Arc::new(TtlCache::new(ttl, 100_000, clock)),
+/// The three caches of one process, and the broadcast that keeps the other processes' caches
+/// in step with this one's changes.
+pub struct Caches {
+    users: TtlCache<UserId, Arc<User>>,
+    sessions: TtlCache<String, SessionRecord>,
+    families: TtlCache<String, FamilyRecord>,
+    /// False while the broadcast is attached but not connected: this process could miss other
+    /// processes' changes, so it reads through instead of serving cached entries.
+    serving: AtomicBool,
+    bus: OnceLock<crate::bus::Bus>,
+}
+
+impl Caches {
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Caches {
+            users: TtlCache::new(ttl, 100_000, clock.clone()),
+            sessions: TtlCache::new(ttl, 200_000, clock.clone()),
+            families: TtlCache::new(ttl, 200_000, clock),
+            serving: AtomicBool::new(true),
+            bus: OnceLock::new(),
+        })
+    }
+
+    /// Drops what `stale` names from this process's caches.
+    pub fn apply(&self, stale: &Stale) {
+        match stale {
+            Stale::User(u) => {
+                self.users.remove(u);
+                self.sessions.remove_where(|s| s.user_id == *u);
+                self.families.remove_where(|f| f.user_id == *u);
+            }
+            Stale::AllUsers => self.users.clear(),
+            Stale::Session(h) => self.sessions.remove(h),
+            Stale::Family(id) => self.families.remove(id),
+            Stale::Everything => {
+                self.users.clear();
+                self.sessions.clear();
+                self.families.clear();
+            }
         }
     }
 
-    /// An authorization store whose changes drop the affected users from this cache.
+    /// A change was committed: drops it here, then (with a broadcast attached) on every other
+    /// live process, returning once they have acknowledged it (or after the broadcast's bound).
+    pub async fn changed(&self, stale: Stale) {
+        self.apply(&stale);
+        if let Some(bus) = self.bus.get() {
+            bus.publish(&stale).await;
+        }
+    }
+
+    pub(crate) fn attach(&self, bus: crate::bus::Bus) {
+        let _ = self.bus.set(bus);
+    }
+
+    pub(crate) fn set_serving(&self, on: bool) {
+        self.serving.store(on, Ordering::SeqCst);
+        if !on {
+            self.apply(&Stale::Everything);
+        }
+    }
+
+    fn serving(&self) -> bool {
+        self.serving.load(Ordering::SeqCst)
+    }
+
+    /// A cached entry, unless the cache is not serving.
+    fn get<K: Hash + Eq + Clone, V: Clone>(&self, c: &TtlCache<K, V>, k: &K) -> Option<V> {
+        if self.serving() { c.get(k) } else { None }
+    }
+
+    fn insert<K: Hash + Eq + Clone, V: Clone>(&self, c: &TtlCache<K, V>, k: K, v: V) {
+        if self.serving() {
+            c.insert(k, v);
+        }
+    }
+}
+
+/// Users by id, cached; every write through this store invalidates the user.
+pub struct CachedUsers {
+    inner: Arc<dyn UserStore>,
+    caches: Arc<Caches>,
+}
+
+impl CachedUsers {
+    pub fn new(inner: Arc<dyn UserStore>, caches: Arc<Caches>) -> Self {
+        CachedUsers { inner, caches }
+    }
+
+    /// An authorization store whose changes drop the affected users from the caches.
     pub fn authz(&self, inner: Arc<dyn AuthzStore>) -> CachedAuthz {
         CachedAuthz {
             inner,
-            users: self.by_id.clone(),
+            caches: self.caches.clone(),
         }
     }
 }
@@ -115,14 +216,20 @@ impl CachedUsers {
 /// grants, a group or a permission going drop every cached user (rare, administrative).
 pub struct CachedAuthz {
     inner: Arc<dyn AuthzStore>,
-    users: Arc<TtlCache<UserId, Arc<User>>>,
+    caches: Arc<Caches>,
 }
 
 impl CachedAuthz {
-    fn drop_principal(&self, p: Principal) {
+    async fn changed<T>(&self, r: StoreResult<T>, stale: Stale) -> StoreResult<T> {
+        // Published whatever the outcome: a failed call may still have committed.
+        self.caches.changed(stale).await;
+        r
+    }
+
+    fn of(p: Principal) -> Stale {
         match p {
-            Principal::User(u) => self.users.remove(&u),
-            Principal::Group(_) => self.users.remove_where(|_| true),
+            Principal::User(u) => Stale::User(u),
+            Principal::Group(_) => Stale::AllUsers,
         }
     }
 }
@@ -134,8 +241,7 @@ impl AuthzStore for CachedAuthz {
     }
     async fn update_user(&self, id: UserId, u: &AdminUserUpdate) -> StoreResult<Option<User>> {
         let r = self.inner.update_user(id, u).await;
-        self.users.remove(&id);
-        r
+        self.changed(r, Stale::User(id)).await
     }
     async fn create_group(&self, name: &str) -> StoreResult<Group> {
         self.inner.create_group(name).await
@@ -151,26 +257,22 @@ impl AuthzStore for CachedAuthz {
     }
     async fn rename_group(&self, id: GroupId, name: &str) -> StoreResult<bool> {
         let r = self.inner.rename_group(id, name).await;
-        self.users.remove_where(|_| true);
-        r
+        self.changed(r, Stale::AllUsers).await
     }
     async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
         let r = self.inner.delete_group(id).await;
-        self.users.remove_where(|_| true);
-        r
+        self.changed(r, Stale::AllUsers).await
     }
     async fn group_members(&self, id: GroupId) -> StoreResult<Vec<UserId>> {
         self.inner.group_members(id).await
     }
     async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
         let r = self.inner.add_member(group, user).await;
-        self.users.remove(&user);
-        r
+        self.changed(r, Stale::User(user)).await
     }
     async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
         let r = self.inner.remove_member(group, user).await;
-        self.users.remove(&user);
-        r
+        self.changed(r, Stale::User(user)).await
     }
     async fn create_permission(&self, codename: &str, name: &str) -> StoreResult<Permission> {
         self.inner.create_permission(codename, name).await
@@ -186,18 +288,15 @@ impl AuthzStore for CachedAuthz {
     }
     async fn delete_permission(&self, codename: &str) -> StoreResult<bool> {
         let r = self.inner.delete_permission(codename).await;
-        self.users.remove_where(|_| true);
-        r
+        self.changed(r, Stale::AllUsers).await
     }
     async fn grant(&self, to: Principal, codename: &str) -> StoreResult<bool> {
         let r = self.inner.grant(to, codename).await;
-        self.drop_principal(to);
-        r
+        self.changed(r, Self::of(to)).await
     }
     async fn revoke(&self, from: Principal, codename: &str) -> StoreResult<bool> {
         let r = self.inner.revoke(from, codename).await;
-        self.drop_principal(from);
-        r
+        self.changed(r, Self::of(from)).await
     }
     async fn grant_object(&self, g: &ObjectGrant) -> StoreResult<bool> {
         self.inner.grant_object(g).await
@@ -243,23 +342,26 @@ impl UserStore for CachedUsers {
         self.inner.user_by_username(username).await
     }
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<Arc<User>>> {
-        if let Some(u) = self.by_id.get(&id) {
+        let c = &self.caches;
+        if let Some(u) = c.get(&c.users, &id) {
             return Ok(Some(u));
         }
         let u = self.inner.user_by_id(id).await?;
         if let Some(u) = &u {
-            self.by_id.insert(id, u.clone());
+            c.insert(&c.users, id, u.clone());
         }
         Ok(u)
     }
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
-        self.by_id.remove(&id);
-        self.inner.set_password_hash(id, hash).await
+        self.caches.apply(&Stale::User(id));
+        let r = self.inner.set_password_hash(id, hash).await;
+        self.caches.changed(Stale::User(id)).await;
+        r
     }
     async fn set_active(&self, id: UserId, active: bool) -> StoreResult<bool> {
-        self.by_id.remove(&id);
+        self.caches.apply(&Stale::User(id));
         let r = self.inner.set_active(id, active).await;
-        self.by_id.remove(&id);
+        self.caches.changed(Stale::User(id)).await;
         r
     }
     async fn record_login(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
@@ -273,9 +375,9 @@ impl UserStore for CachedUsers {
         id: UserId,
         update: &ProfileUpdate,
     ) -> StoreResult<Option<User>> {
-        self.by_id.remove(&id);
+        self.caches.apply(&Stale::User(id));
         let r = self.inner.update_profile(id, update).await;
-        self.by_id.remove(&id);
+        self.caches.changed(Stale::User(id)).await;
         r
     }
 }
@@ -283,15 +385,12 @@ impl UserStore for CachedUsers {
 /// Sessions by id hash, cached; deletions and renewals through this store invalidate.
 pub struct CachedSessions {
     inner: Arc<dyn SessionStore>,
-    by_hash: TtlCache<String, SessionRecord>,
+    caches: Arc<Caches>,
 }
 
 impl CachedSessions {
-    pub fn new(inner: Arc<dyn SessionStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
-        CachedSessions {
-            inner,
-            by_hash: TtlCache::new(ttl, 200_000, clock),
-        }
+    pub fn new(inner: Arc<dyn SessionStore>, caches: Arc<Caches>) -> Self {
+        CachedSessions { inner, caches }
     }
 }
 
@@ -304,13 +403,14 @@ impl SessionStore for CachedSessions {
         self.inner.create_session(s).await
     }
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let c = &self.caches;
         let key = id_hash.to_string();
-        if let Some(s) = self.by_hash.get(&key) {
+        if let Some(s) = c.get(&c.sessions, &key) {
             return Ok(Some(s));
         }
         let s = self.inner.session(id_hash).await?;
         if let Some(s) = &s {
-            self.by_hash.insert(key, s.clone());
+            c.insert(&c.sessions, key, s.clone());
         }
         Ok(s)
     }
@@ -321,17 +421,19 @@ impl SessionStore for CachedSessions {
         idle: Timestamp,
         older_than: Timestamp,
     ) -> StoreResult<bool> {
+        // A renewal only moves the expiry forward: other processes may keep the older copy.
         let r = self
             .inner
             .touch_session(id_hash, now, idle, older_than)
             .await;
-        self.by_hash.remove(&id_hash.to_string());
+        self.caches.apply(&Stale::Session(id_hash.to_string()));
         r
     }
     async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
-        self.by_hash.remove(&id_hash.to_string());
+        let stale = Stale::Session(id_hash.to_string());
+        self.caches.apply(&stale);
         let r = self.inner.delete_session(id_hash).await;
-        self.by_hash.remove(&id_hash.to_string());
+        self.caches.changed(stale).await;
         r
     }
     async fn delete_session_by_public_id(
@@ -343,7 +445,11 @@ impl SessionStore for CachedSessions {
             .inner
             .delete_session_by_public_id(user, public_id)
             .await;
-        self.by_hash.remove_where(|s| s.public_id == public_id);
+        // Other processes know the session by its hash only: drop the user's sessions there.
+        self.caches
+            .sessions
+            .remove_where(|s| s.public_id == public_id);
+        self.caches.changed(Stale::User(user)).await;
         r
     }
     async fn list_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
@@ -351,30 +457,27 @@ impl SessionStore for CachedSessions {
     }
     async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
         let r = self.inner.delete_user_sessions(user, keep).await;
-        self.by_hash
-            .remove_where(|s| s.user_id == user && Some(s.id_hash.as_str()) != keep);
+        self.caches.changed(Stale::User(user)).await;
         r
     }
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
-        self.by_hash.remove_where(|s| !s.is_live(now));
+        // Expired entries are refused by their own expiry on every process: nothing to publish.
+        self.caches.sessions.remove_where(|s| !s.is_live(now));
         self.inner.purge_expired_sessions(now).await
     }
 }
 
 /// Refresh families by id, cached for `verify` and strict access checks. Rotation itself always
 /// runs on the store (it is the atomic compare-and-swap); every write through this instance
-/// drops the affected entries.
+/// drops the affected entries, and revocations are broadcast.
 pub struct CachedFamilies {
     inner: Arc<dyn FamilyStore>,
-    by_id: TtlCache<String, FamilyRecord>,
+    caches: Arc<Caches>,
 }
 
 impl CachedFamilies {
-    pub fn new(inner: Arc<dyn FamilyStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
-        CachedFamilies {
-            inner,
-            by_id: TtlCache::new(ttl, 200_000, clock),
-        }
+    pub fn new(inner: Arc<dyn FamilyStore>, caches: Arc<Caches>) -> Self {
+        CachedFamilies { inner, caches }
     }
 }
 
@@ -385,23 +488,36 @@ impl FamilyStore for CachedFamilies {
     }
     async fn create_family(&self, f: &FamilyRecord) -> StoreResult<bool> {
         let r = self.inner.create_family(f).await;
-        self.by_id.remove(&f.id);
+        self.caches.apply(&Stale::Family(f.id.clone()));
         r
     }
     async fn family(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {
+        let c = &self.caches;
         let key = id.to_string();
-        if let Some(f) = self.by_id.get(&key) {
+        if let Some(f) = c.get(&c.families, &key) {
             return Ok(Some(f));
         }
         let f = self.inner.family(id).await?;
         if let Some(f) = &f {
-            self.by_id.insert(key, f.clone());
+            c.insert(&c.families, key, f.clone());
+        }
+        Ok(f)
+    }
+    async fn family_fresh(&self, id: &str) -> StoreResult<Option<FamilyRecord>> {
+        let f = self.inner.family(id).await?;
+        match &f {
+            Some(f) => self
+                .caches
+                .insert(&self.caches.families, id.to_string(), f.clone()),
+            None => self.caches.families.remove(&id.to_string()),
         }
         Ok(f)
     }
     async fn rotate(&self, request: &RotateRequest) -> StoreResult<RotateOutcome> {
+        // The hot path: not broadcast. Rotation itself always runs on the store; another
+        // process's cached copy is only read by `verify`, which checks a refusal fresh.
         let r = self.inner.rotate(request).await;
-        self.by_id.remove(&request.family_id);
+        self.caches.apply(&Stale::Family(request.family_id.clone()));
         r
     }
     async fn revoke_family(
@@ -411,7 +527,7 @@ impl FamilyStore for CachedFamilies {
         reason: &str,
     ) -> StoreResult<RevokeOutcome> {
         let r = self.inner.revoke_family(id, now, reason).await;
-        self.by_id.remove(&id.to_string());
+        self.caches.changed(Stale::Family(id.to_string())).await;
         r
     }
     async fn revoke_user_families(
@@ -421,11 +537,13 @@ impl FamilyStore for CachedFamilies {
         reason: &str,
     ) -> StoreResult<u64> {
         let r = self.inner.revoke_user_families(user, now, reason).await;
-        self.by_id.remove_where(|f| f.user_id == user);
+        self.caches.changed(Stale::User(user)).await;
         r
     }
     async fn purge_expired_families(&self, now: Timestamp) -> StoreResult<u64> {
-        self.by_id.remove_where(|f| f.current_exp < now.secs());
+        self.caches
+            .families
+            .remove_where(|f| f.current_exp < now.secs());
         self.inner.purge_expired_families(now).await
     }
 }

@@ -2,6 +2,7 @@
 //! trait operation atomic in its own way; the shared conformance suite (the dev-only
 //! `sekisho-testing` crate) runs against each of them.
 
+pub mod bus;
 pub mod cache;
 pub mod postgres;
 pub mod redis_store;
@@ -19,9 +20,11 @@ use std::time::Duration;
 
 /// Opens (and migrates) the stores a deployment runs on, chosen by config: users in the SQL
 /// database of `database.url`; sessions and refresh families there too, or in Redis when
-/// `sessions.store` is a `redis://` URL; all behind the per-instance read cache (`cache.ttl`).
+/// `sessions.store` is a `redis://` URL; all behind the per-instance read cache (`cache.ttl`),
+/// kept in step across processes by [`bus`] on PostgreSQL.
 pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores> {
     let db = &config.database;
+    let mut pg: Option<postgres::PgStore> = None;
     #[allow(clippy::type_complexity)]
     let (users, families, sessions, authz, audit): (
         Arc<dyn UserStore>,
@@ -40,6 +43,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             postgres::PgStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
+        pg = Some((*s).clone());
         (s.clone(), s.clone(), s.clone(), s.clone(), s)
     };
     let store = &config.sessions.store;
@@ -63,13 +67,21 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             audit,
         });
     }
-    let cached_users = cache::CachedUsers::new(users, ttl, clock.clone());
+    let caches = cache::Caches::new(ttl, clock);
+    if let Some(pg) = pg {
+        bus::Bus::start(pg.pool().clone(), pg.listen_pool(), &caches)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot listen for cache invalidations: {e}"))
+            })?;
+    }
+    let cached_users = cache::CachedUsers::new(users, caches.clone());
     Ok(Stores {
         authz: Arc::new(cached_users.authz(authz)),
         audit,
         users: Arc::new(cached_users),
-        families: Arc::new(cache::CachedFamilies::new(families, ttl, clock.clone())),
-        sessions: Arc::new(cache::CachedSessions::new(sessions, ttl, clock)),
+        families: Arc::new(cache::CachedFamilies::new(families, caches.clone())),
+        sessions: Arc::new(cache::CachedSessions::new(sessions, caches)),
     })
 }
 

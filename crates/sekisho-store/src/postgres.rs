@@ -16,6 +16,7 @@ pub struct PgStore {
     /// The same pool: PostgreSQL handles concurrent writers itself.
     writer: PgPool,
     deadline: Duration,
+    options: PgConnectOptions,
 }
 
 impl PgStore {
@@ -30,13 +31,14 @@ impl PgStore {
             .min_connections(0)
             .acquire_timeout(deadline)
             .test_before_acquire(true)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         Ok(PgStore {
             writer: pool.clone(),
             pool,
             deadline,
+            options: opts,
         })
     }
 
@@ -51,6 +53,18 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A pool of one long-lived connection for the cache-invalidation listener
+    /// ([`crate::bus`]), apart from the main pool so it never takes a request's connection.
+    pub fn listen_pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(self.deadline)
+            .connect_lazy_with(self.options.clone())
     }
 }
 

@@ -3,7 +3,7 @@
 //! URLs from `SEKISHO_TEST_POSTGRES_URL` / `SEKISHO_TEST_REDIS_URL` (a missing one fails).
 
 use sekisho_core::clock::{Clock, SystemClock};
-use sekisho_store::cache::{CachedFamilies, CachedSessions, CachedUsers};
+use sekisho_store::cache::{CachedFamilies, CachedSessions, CachedUsers, Caches};
 use sekisho_store::postgres::PgStore;
 use sekisho_store::redis_store::RedisStore;
 use sekisho_store::sqlite::SqliteStore;
@@ -59,8 +59,9 @@ async fn cached_stores_pass_the_conformance_suite() {
     let s = sqlite(&dir).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ttl = Duration::from_secs(1);
-    let users = Arc::new(CachedUsers::new(s.clone(), ttl, clock.clone()));
-    let sessions = Arc::new(CachedSessions::new(s.clone(), ttl, clock.clone()));
-    let families = Arc::new(CachedFamilies::new(s, ttl, clock));
+    let caches = Caches::new(ttl, clock);
+    let users = Arc::new(CachedUsers::new(s.clone(), caches.clone()));
+    let sessions = Arc::new(CachedSessions::new(s.clone(), caches.clone()));
+    let families = Arc::new(CachedFamilies::new(s, caches));
     run_all(users, families, sessions, Expiry::Purge).await;
 }

@@ -4,7 +4,9 @@
 //! sekisho's JSON (or the login redirect) through nginx's `error_page` fallback.
 //!
 //! Two sekisho instances share a PostgreSQL database of their own, whatever backend the rest
-//! of the suite runs on: nginx asks one, the tests administer through the other.
+//! of the suite runs on: nginx asks one (B), the tests administer through the other (A). Both
+//! cache users for the longest `cache.ttl` allowed (1 s), so a change made on A that B did not
+//! drop at once would still be allowed on B's next request.
 mod common;
 use common::*;
 use reqwest::Method;
@@ -251,6 +253,7 @@ async fn site() -> Site {
         ("SEKISHO_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
         ("SEKISHO_POLICY__FILE", policy.as_str()),
         ("SEKISHO_FORWARD_AUTH__LOGIN_URL", "/login/"),
+        ("SEKISHO_CACHE__TTL", "1s"),
         (
             "SEKISHO_JWT__SIGNING_KEY",
             "forward-auth-test-signing-key-0123456789",
@@ -485,4 +488,98 @@ async fn every_requirement_kind_through_nginx_in_both_modes() {
         )
         .await;
     assert_eq!(r.status, 403);
+}
+
+/// An admin API call sent to instance A through nginx's `/api/` location (bearer, JSON).
+async fn admin(site: &Site, boss: &Caller, method: Method, path: &str, body: Option<Value>) {
+    let body = body.map(|b| b.to_string());
+    let r = site
+        .send(
+            method.clone(),
+            path,
+            &[
+                ("authorization", &boss.bearer),
+                ("content-type", "application/json"),
+            ],
+            body.as_deref().map(str::as_bytes),
+        )
+        .await;
+    assert!(
+        r.status.is_success(),
+        "{method} {path}: {} {}",
+        r.status,
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_on_one_instance_holds_for_the_very_next_request_on_the_other() {
+    let site = site().await;
+    site.cli(&[
+        "user",
+        "create",
+        "boss",
+        "--password",
+        PASSWORD,
+        "--staff",
+        "--superuser",
+    ]);
+    site.cli(&["user", "create", "reporter", "--password", PASSWORD]);
+    site.cli(&["perm", "create", "shop.view_report"]);
+    site.cli(&["user", "grant", "reporter", "shop.view_report"]);
+    let boss = login(&site, "boss").await;
+    let reporter = login(&site, "reporter").await;
+    let me = site
+        .send(
+            Method::GET,
+            "/api/auth/me/",
+            &[("authorization", &reporter.bearer)],
+            None,
+        )
+        .await;
+    let id = me.body["id"].as_i64().expect("the user's id");
+    let report = "/reports/q3";
+    // B now holds the reporter in its cache, with the permission.
+    assert_eq!(both(&site, &reporter, Method::GET, report).await.0, 200);
+
+    // A direct grant revoked on A: refused by B on the very next request, in both modes.
+    let perm = format!("/api/admin/users/{id}/permissions/shop.view_report/");
+    admin(&site, &boss, Method::DELETE, &perm, None).await;
+    assert_eq!(both(&site, &reporter, Method::GET, report).await.0, 403);
+
+    // Granted again on A: allowed at once.
+    let perms = format!("/api/admin/users/{id}/permissions/");
+    let grant = json!({"permission": "shop.view_report"});
+    admin(&site, &boss, Method::POST, &perms, Some(grant.clone())).await;
+    assert_eq!(both(&site, &reporter, Method::GET, report).await.0, 200);
+    admin(&site, &boss, Method::DELETE, &perm, None).await;
+
+    // Through a group: the group's grant revoked on A.
+    site.cli(&["group", "create", "readers"]);
+    site.cli(&["group", "add-member", "readers", "reporter"]);
+    site.cli(&["group", "grant", "readers", "shop.view_report"]);
+    assert_eq!(both(&site, &reporter, Method::GET, report).await.0, 200);
+    let groups = site
+        .send(
+            Method::GET,
+            "/api/admin/groups/",
+            &[("authorization", &boss.bearer)],
+            None,
+        )
+        .await;
+    let gid = groups
+        .body
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["name"] == "readers"))
+        .and_then(|g| g["id"].as_i64())
+        .expect("the group's id");
+    let group_perm = format!("/api/admin/groups/{gid}/permissions/shop.view_report/");
+    admin(&site, &boss, Method::DELETE, &group_perm, None).await;
+    assert_eq!(both(&site, &reporter, Method::GET, report).await.0, 403);
+
+    // Deactivated on A: every login of the account ends on B at once.
+    assert_eq!(both(&site, &reporter, Method::GET, "/home/").await.0, 200);
+    let deactivate = format!("/api/admin/users/{id}/deactivate/");
+    admin(&site, &boss, Method::POST, &deactivate, None).await;
+    assert_eq!(both(&site, &reporter, Method::GET, "/home/").await.0, 401);
 }

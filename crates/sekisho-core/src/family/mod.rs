@@ -235,13 +235,16 @@ impl Auth {
             }
             (None, TokenType::Access) => return Ok(()),
         };
-        let family = self.families.family(&fid).await?;
-        let live = match (&family, claims.token_type) {
+        let grace = self.token_settings.grace;
+        let live = |family: &Option<FamilyRecord>| match (family, claims.token_type) {
             (None, _) => false,
-            (Some(f), TokenType::Refresh) => f.accepts(&claims.jti, now, self.token_settings.grace),
+            (Some(f), TokenType::Refresh) => f.accepts(&claims.jti, now, grace),
             (Some(f), TokenType::Access) => !f.is_revoked(),
         };
-        if live {
+        let family = self.families.family(&fid).await?;
+        // A refusal from a cached copy is checked against the store: the token may be the
+        // successor of a rotation another instance just made.
+        if live(&family) || live(&self.families.family_fresh(&fid).await?) {
             Ok(())
         } else {
             Err(TokenError::Blacklisted.into())
