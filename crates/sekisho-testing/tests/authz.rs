@@ -328,7 +328,8 @@ async fn check_and_list_answer_the_same_in_both_modes() {
     )
     .await;
     assert_eq!(s, 400);
-    // Anonymous callers are told to authenticate.
+    // Anonymous callers are told to authenticate, whatever the body: the caller is checked
+    // before the body is read, as on every authenticated endpoint.
     let r = h
         .post_json(
             "/api/authz/check/",
@@ -336,6 +337,31 @@ async fn check_and_list_answer_the_same_in_both_modes() {
         )
         .await;
     assert_eq!(r.status, 401);
+    for path in ["/api/authz/check/", "/api/authz/list/"] {
+        let r = h
+            .send(
+                Method::POST,
+                path,
+                &[("content-type", "application/json")],
+                Some(b"{not json".to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+    }
+    // An unparseable body from an authenticated caller is DRF's `detail` 400 (documented).
+    let r = h
+        .send(
+            Method::POST,
+            "/api/authz/check/",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            Some(b"{not json".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body["detail"].is_string(), "{}", r.body);
 }
 
 #[tokio::test]

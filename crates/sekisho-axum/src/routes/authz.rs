@@ -5,13 +5,12 @@
 //! A caller asks about itself by default; naming another `user` needs staff or the
 //! `sekisho.check_permissions` permission (a service account's grant).
 
-use super::parts_and_input;
 use crate::body::{Input, Trim};
 use crate::error::{ApiError, FieldErrors, FieldProblem};
 use crate::extract::identity::AuthUser;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::State;
 use sekisho_core::AuthError;
 use sekisho_core::account::User;
 use sekisho_core::authz::{self, ObjectRef, object_type_of};
@@ -96,9 +95,14 @@ fn permission(input: &Input) -> Result<String, ApiError> {
 
 /// `POST /api/authz/check/` `{permission, object_type?, object_id?, user?}` →
 /// `{"allowed": bool}`. Without `object_id` it is Django's `has_perm`.
-pub async fn check(State(state): State<AppState>, req: Request) -> Result<Json<Value>, ApiError> {
-    let (mut parts, input) = parts_and_input(&state, req).await?;
-    let caller = AuthUser::from_request_parts(&mut parts, &state).await?;
+///
+/// The caller is authenticated before the body is read (the extractors run in order), as on
+/// every other authenticated endpoint: an anonymous request is 401 whatever its body.
+pub async fn check(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    input: Input,
+) -> Result<Json<Value>, ApiError> {
     let perm = permission(&input)?;
     let object_id = object_id_field(&input)?;
     let user = subject(&state, &caller, &input).await?;
@@ -120,9 +124,12 @@ pub async fn check(State(state): State<AppState>, req: Request) -> Result<Json<V
 /// `POST /api/authz/list/` `{permission, object_type?, user?, after?, limit?}` →
 /// `{"all": bool, "object_ids": [...], "next": cursor|null}`: `all` means every object of the
 /// type (a superuser or a model-wide grant), so the caller should not filter at all.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Json<Value>, ApiError> {
-    let (mut parts, input) = parts_and_input(&state, req).await?;
-    let caller = AuthUser::from_request_parts(&mut parts, &state).await?;
+/// Authenticated before the body is read, as `check`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    input: Input,
+) -> Result<Json<Value>, ApiError> {
     let perm = permission(&input)?;
     let object_type = object_type(&input, &perm)?;
     let after = match input.0.get("after") {
