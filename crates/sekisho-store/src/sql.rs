@@ -545,14 +545,6 @@ macro_rules! impl_sql_stores {
                 let id: i64 = r.get("id");
                 Ok(Group { id, name: r.get("name"), permissions: self.group_permissions(id).await? })
             }
-
-            async fn permission_id(&self, codename: &str) -> StoreResult<Option<i64>> {
-                bounded(
-                    self.deadline,
-                    sqlx::query_scalar("SELECT id FROM permissions WHERE codename = $1").bind(codename).fetch_optional(&self.pool),
-                )
-                .await
-            }
         }
 
         #[async_trait]
@@ -844,21 +836,22 @@ macro_rules! impl_sql_stores {
             }
 
             async fn has_object_grant(&self, user: UserId, codename: &str, object: &ObjectRef) -> StoreResult<bool> {
-                let Some(pid) = self.permission_id(codename).await? else {
-                    return Ok(false);
-                };
+                // One round trip: the codename is resolved inside the query (the check is the
+                // hot path of object permissions).
                 let found: Option<i64> = bounded(
                     self.deadline,
                     sqlx::query_scalar(
                         "SELECT CAST(1 AS BIGINT) FROM user_object_permissions
-                         WHERE user_id = $1 AND permission_id = $2 AND object_type = $3 AND object_id = $4
+                         WHERE user_id = $1 AND permission_id = (SELECT id FROM permissions WHERE codename = $2)
+                           AND object_type = $3 AND object_id = $4
                          UNION ALL
                          SELECT CAST(1 AS BIGINT) FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
-                         WHERE ug.user_id = $1 AND o.permission_id = $2 AND o.object_type = $3 AND o.object_id = $4
+                         WHERE ug.user_id = $1 AND o.permission_id = (SELECT id FROM permissions WHERE codename = $2)
+                           AND o.object_type = $3 AND o.object_id = $4
                          LIMIT 1",
                     )
                     .bind(user)
-                    .bind(pid)
+                    .bind(codename)
                     .bind(&object.object_type)
                     .bind(&object.object_id)
                     .fetch_optional(&self.pool),
@@ -875,23 +868,32 @@ macro_rules! impl_sql_stores {
                 after: Option<&str>,
                 limit: u64,
             ) -> StoreResult<ObjectIds> {
-                let Some(pid) = self.permission_id(codename).await? else {
-                    return Ok(ObjectIds::default());
-                };
                 let limit = limit.min(i64::MAX as u64 - 1) as i64;
+                // One round trip, the codename resolved inside. The permission id as a scalar
+                // and the cursor as a plain `>` let each side read its primary key in order from
+                // the cursor (an index-only scan on PostgreSQL) and stop at the limit; then the
+                // union of the two short runs is cut.
                 let mut ids: Vec<String> = bounded(
                     self.deadline,
                     sqlx::query_scalar(
                         "SELECT object_id FROM (
-                           SELECT object_id FROM user_object_permissions
-                           WHERE user_id = $1 AND permission_id = $2 AND object_type = $3 AND ($4 IS NULL OR object_id > $4)
+                           SELECT * FROM (
+                             SELECT object_id FROM user_object_permissions
+                             WHERE user_id = $1 AND permission_id = (SELECT id FROM permissions WHERE codename = $2)
+                               AND object_type = $3 AND object_id > COALESCE($4, '')
+                             ORDER BY object_id LIMIT $5
+                           ) AS direct
                            UNION
-                           SELECT o.object_id FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
-                           WHERE ug.user_id = $1 AND o.permission_id = $2 AND o.object_type = $3 AND ($4 IS NULL OR o.object_id > $4)
+                           SELECT * FROM (
+                             SELECT o.object_id FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
+                             WHERE ug.user_id = $1 AND o.permission_id = (SELECT id FROM permissions WHERE codename = $2)
+                               AND o.object_type = $3 AND o.object_id > COALESCE($4, '')
+                             ORDER BY o.object_id LIMIT $5
+                           ) AS via_groups
                          ) AS ids ORDER BY object_id LIMIT $5",
                     )
                     .bind(user)
-                    .bind(pid)
+                    .bind(codename)
                     .bind(object_type)
                     .bind(after)
                     .bind(limit + 1)

@@ -22,15 +22,22 @@ pub struct TestDatabase {
 
 /// Creates an empty database with a random name on the test server.
 pub async fn fresh_pg_database() -> TestDatabase {
+    fresh_pg_database_with("").await
+}
+
+/// The same, with `CREATE DATABASE` options (e.g. a collation other than the server's default).
+pub async fn fresh_pg_database_with(options: &str) -> TestDatabase {
     let admin = postgres_url();
     let name = format!("sekisho_test_{}", &sekisho_core::random::hex128()[..16]);
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .expect("connect to the test PostgreSQL server");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} {options}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let url = with_database(&admin, &name);
     TestDatabase { url, name, admin }
 }
