@@ -1,5 +1,6 @@
 // The Vue demo (examples/vue-spa, built) served by the embed-axum example app, in a real
-// browser: the dashboard's parallel calls, the session-mode office and the JWT-mode shop.
+// browser: the dashboard's parallel calls, the session-mode office, the JWT-mode shop and the
+// permission-gated reports screen.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync } from 'node:fs';
@@ -21,11 +22,11 @@ after(async () => {
   await server?.stop();
 });
 
-async function login(page, testid) {
+async function login(page, testid, username = 'demo', password = 'demo-password') {
   const form = page.getByTestId(testid).getByTestId('login-form');
   await form.waitFor({ timeout: 10000 });
-  await form.locator('input[name=username]').fill('demo');
-  await form.locator('input[name=password]').fill('demo-password');
+  await form.locator('input[name=username]').fill(username);
+  await form.locator('input[name=password]').fill(password);
   await form.locator('button[type=submit]').click();
 }
 
@@ -109,4 +110,47 @@ test('shop (JWT mode through fetch): public catalogue, login, order placed with 
   assert.match((await order).headers().authorization ?? '', /^Bearer /);
   await page.getByTestId('shop-message').getByText(/^Order #\d+: Furoshiki cloth, 24\.00$/).waitFor({ timeout: 10000 });
   await context.close();
+});
+
+test('reports (needs shop.view_report): refused to demo by the page and by the API, shown to admin', async () => {
+  const NO_PERMISSION = 'You do not have permission to perform this action.';
+  const getReport = () => fetch('/api/reports/').then(async (r) => ({ status: r.status, body: await r.json() }));
+
+  // demo, logged in to the office, opens the screen from the menu: the router guard reads the
+  // permissions from /api/auth/me/, the screen shows the refusal and asks the API for nothing.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(server.base + '/office');
+  await login(page, 'office');
+  await page.getByTestId('office-user').getByText('demo').waitFor({ timeout: 10000 });
+  const me = watchRequests(page, '/api/auth/me/');
+  const reportCalls = watchRequests(page, '/api/reports/');
+  await page.getByRole('navigation').getByRole('link', { name: 'Reports' }).click();
+  const denied = page.getByTestId('reports-denied');
+  await denied.waitFor({ timeout: 10000 });
+  assert.match(await denied.innerText(), /You need the shop\.view_report permission/);
+  assert.ok(me.count >= 1, 'the guard read the permissions from /api/auth/me/');
+  assert.equal(me.requests.at(-1).method(), 'GET');
+  assert.equal(await page.getByTestId('reports-data').count(), 0);
+  assert.equal(reportCalls.count, 0, 'no report data fetched');
+  // The API refuses by itself: a plain GET from the page, with the session cookie.
+  assert.deepEqual(await page.evaluate(getReport), { status: 403, body: { detail: NO_PERMISSION } });
+  // Past the client-side check (?force), the screen gets the API's 403 and shows no data.
+  await denied.getByRole('link', { name: 'open the page anyway' }).click();
+  await page.getByTestId('reports-error').getByText(`403: ${NO_PERMISSION}`).waitFor({ timeout: 10000 });
+  assert.equal(new URL(page.url()).search, '?force=1');
+  assert.equal(await page.getByTestId('reports-data').count(), 0);
+  await context.close();
+
+  // admin (a superuser, who holds every permission) logs in on the screen itself: the report.
+  const adminContext = await browser.newContext();
+  const adminPage = await adminContext.newPage();
+  await adminPage.goto(server.base + '/reports');
+  await login(adminPage, 'reports', 'admin', 'admin-password');
+  const data = adminPage.getByTestId('reports-data');
+  await data.getByText('1234.00').waitFor({ timeout: 10000 });
+  assert.match(await data.innerText(), /Revenue\s+1234\.00/);
+  assert.equal(await adminPage.getByTestId('reports-denied').count(), 0);
+  assert.deepEqual(await adminPage.evaluate(getReport), { status: 200, body: { revenue: '1234.00' } });
+  await adminContext.close();
 });

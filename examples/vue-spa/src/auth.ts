@@ -2,7 +2,7 @@
 //  - `office`: session mode, used through axios — the "internal business app";
 //  - `shop`: JWT mode, used through the fetch wrapper — the public "shop".
 import axios from 'axios';
-import { createClient } from '@sekisho/client';
+import { createClient, type User } from '@sekisho/client';
 import { attachAxios } from '@sekisho/client/axios';
 
 export const office = createClient({ mode: 'session', name: 'office' });
@@ -15,6 +15,26 @@ export const shop = createClient({
   // Keep the shop's login across reloads of a tab; the access token stays in memory.
   storage: 'session',
 });
+
+/**
+ * Whether `user` holds the Django-style permission `codename`, by the rule the server applies
+ * (`user.has_perm()`): superusers hold every permission, others need it granted.
+ */
+export function hasPerm(user: User | null, codename: string): boolean {
+  return !!user && (user.is_superuser || user.permissions.includes(codename));
+}
+
+/**
+ * The office user as `GET /api/auth/me/` answers now (a grant may have changed since the
+ * login), or null when nobody is logged in to the office.
+ */
+export async function officeUserNow(): Promise<User | null> {
+  try {
+    return office.status === 'authenticated' ? await office.me() : await office.restore();
+  } catch {
+    return office.user;
+  }
+}
 
 /** Errors from either adapter, as one line for the screen. */
 export function describe(e: unknown): string {

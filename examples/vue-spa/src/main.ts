@@ -6,8 +6,16 @@ import Home from './views/Home.vue';
 import Office from './views/Office.vue';
 import Shop from './views/Shop.vue';
 import Dashboard from './views/Dashboard.vue';
-import { office, shop } from './auth';
+import Reports from './views/Reports.vue';
+import { office, officeUserNow, shop } from './auth';
 import './style.css';
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** The permission a screen needs (checked against the office login). */
+    perm?: string;
+  }
+}
 
 const router = createRouter({
   history: createWebHistory(),
@@ -16,7 +24,16 @@ const router = createRouter({
     { path: '/office', component: Office },
     { path: '/shop', component: Shop },
     { path: '/dashboard', component: Dashboard },
+    { path: '/reports', component: Reports, meta: { perm: 'shop.view_report' } },
   ],
+});
+
+// Before a screen that needs a permission is entered, read the user's permissions afresh from
+// `GET /api/auth/me/`; the screen then shows a refusal instead of itself to a user without it.
+// This is only for the user's benefit: the API route behind the screen checks the same
+// permission, and that check is the protection.
+router.beforeEach(async (to) => {
+  if (to.meta.perm) await officeUserNow();
 });
 
 // Each plugin restores its client's login at startup; `useAuth()` without an argument gets
