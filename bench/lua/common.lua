@@ -3,6 +3,9 @@
 
 local threads = {}
 local counter = 0
+-- Names of per-thread global counters a script keeps (e.g. answers by kind); done() sums them
+-- over the threads into "counts".
+COUNTERS = {}
 
 function setup(thread)
   thread:set("id", counter)
@@ -48,14 +51,22 @@ function done(summary, latency, requests)
     active_s = (t1 - t0) / 1e6
     active_rps = ok / active_s
   end
+  local counts = {}
+  for _, name in ipairs(COUNTERS) do
+    local n = 0
+    for _, t in ipairs(threads) do
+      n = n + (t:get(name) or 0)
+    end
+    table.insert(counts, string.format('"%s":%d', name, n))
+  end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"rps":%.2f,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,"exhausted":%d,"active_rps":%.2f,"active_s":%.3f,' ..
-    '"statuses":{' .. table.concat(statuses, ",") .. '}}\n',
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f,"exhausted":%d,"active_rps":%.2f,"active_s":%.3f,' ..
+    '"statuses":{' .. table.concat(statuses, ",") .. '},"counts":{' .. table.concat(counts, ",") .. '}}\n',
     summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
     e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
     latency.max, latency.mean, exhausted, active_rps, active_s))
 end

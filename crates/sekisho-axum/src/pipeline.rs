@@ -109,6 +109,9 @@ where
             }
         }
         let method = req.method().clone();
+        // API answers carry tokens, user data or permission decisions: no cache (a browser's,
+        // a proxy's) keeps them, unless the handler chose its own policy.
+        let api = req.uri().path().starts_with("/api/");
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
@@ -130,6 +133,11 @@ where
                 }
                 res.headers_mut().insert(REQUEST_ID, id);
                 security_headers(res.headers_mut());
+                if api {
+                    res.headers_mut()
+                        .entry(header::CACHE_CONTROL)
+                        .or_insert(HeaderValue::from_static("no-store"));
+                }
                 let m = METHODS
                     .iter()
                     .position(|m| *m == method.as_str())

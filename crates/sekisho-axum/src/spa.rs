@@ -41,6 +41,53 @@ fn is_immutable_asset(path: &str) -> bool {
     })
 }
 
+/// A path segment naming a hidden file (`.env`, `.git/`), also percent-encoded: never served.
+fn names_a_dotfile(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let seg = seg.to_ascii_lowercase();
+        seg.starts_with('.') || seg.starts_with("%2e")
+    })
+}
+
+/// Whether the file a path names lies outside the directory once symlinks are resolved (a
+/// link in the build output pointing at `/etc` or the data directory). Missing files are not
+/// outside: they fall through to the 404 / `index.html` handling.
+async fn leaves_the_directory(dir: &std::path::Path, path: &str) -> bool {
+    let Ok(root) = tokio::fs::canonicalize(dir).await else {
+        return true;
+    };
+    let rel = path.trim_start_matches('/');
+    let decoded = percent_decode(rel);
+    match tokio::fs::canonicalize(root.join(decoded)).await {
+        Ok(target) => !target.starts_with(&root),
+        Err(_) => false,
+    }
+}
+
+/// `%XX` decoding as ServeDir applies it (invalid sequences are kept as they are).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
 /// The fallback handler: serves the SPA for non-API paths, JSON 404 for API paths.
 pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) -> Response {
     let path = req.uri().path().to_string();
@@ -52,6 +99,11 @@ pub async fn serve(State((state, spa)): State<(AppState, Spa)>, req: Request) ->
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
+    }
+    // Hidden files and links out of the directory are never served (a `.env` or `.git/` left
+    // in the build output, a symlink to the data directory).
+    if names_a_dotfile(&path) || leaves_the_directory(&spa.dir, &path).await {
+        return ApiError::NotFound.into_response();
     }
     let (mut parts, _) = req.into_parts();
     let file_req = Request::from_parts(parts.clone(), Body::empty());

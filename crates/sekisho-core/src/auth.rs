@@ -46,6 +46,7 @@ pub(crate) struct SessionSettings {
     pub cookie_age: Duration,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    pub max_per_user: usize,
 }
 
 impl From<&SessionsConfig> for SessionSettings {
@@ -54,6 +55,7 @@ impl From<&SessionsConfig> for SessionSettings {
             cookie_age: c.cookie_age.0,
             idle_timeout: c.idle_timeout.0,
             absolute_timeout: c.absolute_timeout.0,
+            max_per_user: usize::try_from(c.max_per_user).unwrap_or(usize::MAX),
         }
     }
 }
@@ -203,6 +205,7 @@ mod tests {
                 cookie_age: idle,
                 idle_timeout: idle,
                 absolute_timeout: idle,
+                max_per_user: 0,
             }
             .renew_after()
         };

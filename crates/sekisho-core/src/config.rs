@@ -139,7 +139,26 @@ pub struct ServerConfig {
     /// `Content-Security-Policy` sent with the SPA's HTML pages (unset: none; only the app knows
     /// which scripts, styles and API origins it needs).
     pub content_security_policy: Option<String>,
+    /// How long a client has to send a request's line and headers: from the accept for the
+    /// first request of a connection, from the request's first byte on a kept-alive one. Past
+    /// it the connection is closed.
+    pub header_read_timeout: Dur,
+    /// How long a handler may wait for a request's body, from its first read; past it the
+    /// request is answered 408 and the connection closed.
+    pub body_read_timeout: Dur,
+    /// How long a kept-alive connection may wait, idle, for its next request.
+    pub idle_timeout: Dur,
+    /// Concurrent connections per instance; beyond it new connections are closed at once.
+    /// Unset: derived from the open-file limit at start (at most 10000).
+    #[serde(deserialize_with = "de::opt_u64")]
+    pub max_connections: Option<u64>,
 }
+
+/// The shortest and longest accepted connection timeouts (`server.*_timeout`).
+pub const MIN_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The largest accepted `server.max_connections`.
+pub const MAX_CONNECTIONS: u64 = 1_000_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -150,6 +169,10 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./sekisho-data"),
             max_body_size: 64 * 1024,
             content_security_policy: None,
+            header_read_timeout: Dur::secs(10),
+            body_read_timeout: Dur::secs(30),
+            idle_timeout: Dur::secs(60),
+            max_connections: None,
         }
     }
 }
@@ -224,6 +247,10 @@ pub struct SessionsConfig {
     pub idle_timeout: Dur,
     pub absolute_timeout: Dur,
     pub secure_cookies: SecureCookies,
+    /// Live sessions one user may hold; a login past it ends that user's oldest session (so a
+    /// script logging in in a loop cannot fill the store). `0`: no limit.
+    #[serde(deserialize_with = "de::u64")]
+    pub max_per_user: u64,
 }
 
 impl Default for SessionsConfig {
@@ -236,6 +263,7 @@ impl Default for SessionsConfig {
             idle_timeout: Dur::days(14),
             absolute_timeout: Dur::days(30),
             secure_cookies: SecureCookies::Auto,
+            max_per_user: 100,
         }
     }
 }
@@ -486,6 +514,11 @@ mod de {
         }
     }
 
+    /// An optional whole number (the field is absent when unset).
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        u64(d).map(Some)
+    }
+
     /// A list, or (from the environment) a comma-separated string.
     pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         match Scalar::deserialize(d)? {
@@ -576,6 +609,29 @@ impl Config {
         }
         if self.server.max_body_size < 1024 {
             return err("server.max_body_size: must be at least 1024 bytes".into());
+        }
+        for (name, d) in [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.body_read_timeout", self.server.body_read_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if d.0 < MIN_CONNECTION_TIMEOUT || d.0 > MAX_CONNECTION_TIMEOUT {
+                return err(format!(
+                    "{name}: must be between {} and {} (got {d})",
+                    Dur(MIN_CONNECTION_TIMEOUT),
+                    Dur(MAX_CONNECTION_TIMEOUT)
+                ));
+            }
+        }
+        if let Some(n) = self.server.max_connections
+            && !(1..=MAX_CONNECTIONS).contains(&n)
+        {
+            return err(format!(
+                "server.max_connections: must be between 1 and {MAX_CONNECTIONS} (got {n})"
+            ));
         }
         let db = self.database.url.as_str();
         if !(db.starts_with("sqlite:")
@@ -725,15 +781,43 @@ impl Config {
     }
 }
 
-/// Hides the password in `scheme://user:password@host`.
+/// Hides the secrets of a connection URL: the password of `scheme://user:password@host` (the
+/// user information ends at the *last* `@` before the query, as URL parsers read it, so a
+/// password holding `@` is hidden whole) and the values of `password` / `sslpassword` query
+/// parameters.
 pub fn mask_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((creds, host)) = rest.split_once('@')
-        && let Some((user, _)) = creds.split_once(':')
-    {
-        return format!("{scheme}://{user}:********@{host}");
-    }
-    url.to_string()
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (head, query) = match rest.find(['?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let head = match head.rsplit_once('@') {
+        Some((creds, host)) => match creds.split_once(':') {
+            Some((user, _)) => format!("{user}:********@{host}"),
+            None => head.to_string(),
+        },
+        None => head.to_string(),
+    };
+    let query = query
+        .split_inclusive(['&', '?', '#'])
+        .map(|part| match part.split_once('=') {
+            Some((key, value))
+                if key.eq_ignore_ascii_case("password")
+                    || key.eq_ignore_ascii_case("sslpassword") =>
+            {
+                let sep = if value.ends_with(['&', '#']) {
+                    &value[value.len() - 1..]
+                } else {
+                    ""
+                };
+                format!("{key}=********{sep}")
+            }
+            _ => part.to_string(),
+        })
+        .collect::<String>();
+    format!("{scheme}://{head}{query}")
 }
 
 fn one_line(s: &str) -> String {
@@ -764,6 +848,33 @@ mod tests {
         assert!(c.jwt.rotate_refresh_tokens);
         assert_eq!(c.jwt.leeway, Dur::secs(0));
         assert_eq!(c.auth.unauthenticated_status, 401);
+        assert_eq!(c.server.header_read_timeout, Dur::secs(10));
+        assert_eq!(c.server.body_read_timeout, Dur::secs(30));
+        assert_eq!(c.server.idle_timeout, Dur::secs(60));
+        assert_eq!(c.server.max_connections, None);
+    }
+
+    #[test]
+    fn connection_limits_refuse_zero_and_nonsense() {
+        for key in ["HEADER_READ_TIMEOUT", "BODY_READ_TIMEOUT", "IDLE_TIMEOUT"] {
+            let var = format!("SEKISHO_SERVER__{key}");
+            let name = format!("server.{}", key.to_ascii_lowercase());
+            for bad in ["0", "0s", "500ms", "2h", "soon", "-1"] {
+                let e = Config::load("", vars(&[(&var, bad)])).unwrap_err();
+                assert!(e.0.starts_with(&name), "{var}={bad}: {e}");
+                assert!(!e.0.contains('\n'));
+            }
+            let c = Config::load("", vars(&[(&var, "2s")])).unwrap();
+            assert_eq!(c.to_masked_toml().matches("\"2s\"").count(), 1);
+        }
+        for bad in ["0", "-5", "many", "1000001"] {
+            let e =
+                Config::load("", vars(&[("SEKISHO_SERVER__MAX_CONNECTIONS", bad)])).unwrap_err();
+            assert!(e.0.starts_with("server.max_connections"), "{bad}: {e}");
+        }
+        let c = Config::load("[server]\nmax_connections = 50\n", vec![]).unwrap();
+        assert_eq!(c.server.max_connections, Some(50));
+        assert!(c.to_masked_toml().contains("max_connections = 50"));
     }
 
     #[test]
@@ -829,5 +940,19 @@ mod tests {
             mask_url("postgres://u:pw@h/db"),
             "postgres://u:********@h/db"
         );
+        // A password holding `@` or `:` is hidden whole; so are password query parameters.
+        assert_eq!(
+            mask_url("postgres://u:p@ss:w0rd@h:5432/db?sslmode=require"),
+            "postgres://u:********@h:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            mask_url("postgres://h/db?user=u&password=s3cret&sslpassword=k3y#x"),
+            "postgres://h/db?user=u&password=********&sslpassword=********#x"
+        );
+        assert_eq!(
+            mask_url("sqlite://data/db.sqlite"),
+            "sqlite://data/db.sqlite"
+        );
+        assert_eq!(mask_url("redis://:pw@h:6379"), "redis://:********@h:6379");
     }
 }

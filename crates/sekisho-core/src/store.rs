@@ -49,6 +49,21 @@ pub trait UserStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<User>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<StoredUser>>;
+    /// The id, password hash and active flag only (one lookup): what a login reads before it
+    /// checks the password. The default goes through [`UserStore::user_by_username`].
+    async fn credentials(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<crate::account::Credentials>> {
+        Ok(self
+            .user_by_username(username)
+            .await?
+            .map(|s| crate::account::Credentials {
+                id: s.user.id,
+                password_hash: s.password_hash,
+                is_active: s.user.is_active,
+            }))
+    }
     /// Shared, so a cache can hand out the same user to every request without copying it.
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<Arc<User>>>;
     /// Returns false when no such user exists.

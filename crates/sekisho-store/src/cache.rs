@@ -341,6 +341,13 @@ impl UserStore for CachedUsers {
         // Logins read the password hash fresh: never from the cache.
         self.inner.user_by_username(username).await
     }
+    async fn credentials(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<sekisho_core::account::Credentials>> {
+        // Logins read the password hash fresh: never from the cache.
+        self.inner.credentials(username).await
+    }
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<Arc<User>>> {
         let c = &self.caches;
         if let Some(u) = c.get(&c.users, &id) {

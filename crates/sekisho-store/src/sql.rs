@@ -28,7 +28,7 @@ macro_rules! impl_sql_stores {
             AdminUserUpdate, AuditEntry, AuditQuery, Group, GroupId, NewAuditEntry, ObjectGrant,
             ObjectGrantQuery, ObjectIds, ObjectRef, Page, Permission, Principal, UserQuery,
         };
-        use sekisho_core::account::{NewUser, ProfileUpdate, StoredUser, User, UserId};
+        use sekisho_core::account::{Credentials, NewUser, ProfileUpdate, StoredUser, User, UserId};
         use sqlx::Row;
 
         macro_rules! user_select {
@@ -159,6 +159,21 @@ macro_rules! impl_sql_stores {
                     Some(r) => Ok(Some(self.load_user(r).await?)),
                     None => Ok(None),
                 }
+            }
+
+            async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT id, password, is_active FROM users WHERE username = $1")
+                        .bind(username)
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(row.map(|r| Credentials {
+                    id: r.get("id"),
+                    password_hash: r.get("password"),
+                    is_active: r.get("is_active"),
+                }))
             }
 
             async fn user_by_id(&self, id: UserId) -> StoreResult<Option<std::sync::Arc<User>>> {
@@ -872,25 +887,25 @@ macro_rules! impl_sql_stores {
                 // One round trip, the codename resolved inside. The permission id as a scalar
                 // and the cursor as a plain `>` let each side read its primary key in order from
                 // the cursor (an index-only scan on PostgreSQL) and stop at the limit; then the
-                // union of the two short runs is cut.
+                // union of the two short runs is merged in order (SQLite: a merge, not a sort
+                // of the union) and cut.
                 let mut ids: Vec<String> = bounded(
                     self.deadline,
                     sqlx::query_scalar(
                         "SELECT object_id FROM (
-                           SELECT * FROM (
-                             SELECT object_id FROM user_object_permissions
-                             WHERE user_id = $1 AND permission_id = (SELECT id FROM permissions WHERE codename = $2)
-                               AND object_type = $3 AND object_id > COALESCE($4, '')
-                             ORDER BY object_id LIMIT $5
-                           ) AS direct
-                           UNION
-                           SELECT * FROM (
-                             SELECT o.object_id FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
-                             WHERE ug.user_id = $1 AND o.permission_id = (SELECT id FROM permissions WHERE codename = $2)
-                               AND o.object_type = $3 AND o.object_id > COALESCE($4, '')
-                             ORDER BY o.object_id LIMIT $5
-                           ) AS via_groups
-                         ) AS ids ORDER BY object_id LIMIT $5",
+                           SELECT object_id FROM user_object_permissions
+                           WHERE user_id = $1 AND permission_id = (SELECT id FROM permissions WHERE codename = $2)
+                             AND object_type = $3 AND object_id > COALESCE($4, '')
+                           ORDER BY object_id LIMIT $5
+                         ) AS direct
+                         UNION
+                         SELECT object_id FROM (
+                           SELECT o.object_id FROM group_object_permissions o JOIN user_groups ug ON ug.group_id = o.group_id
+                           WHERE ug.user_id = $1 AND o.permission_id = (SELECT id FROM permissions WHERE codename = $2)
+                             AND o.object_type = $3 AND o.object_id > COALESCE($4, '')
+                           ORDER BY o.object_id LIMIT $5
+                         ) AS via_groups
+                         ORDER BY 1 LIMIT $5",
                     )
                     .bind(user)
                     .bind(codename)

@@ -40,6 +40,9 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        if path.to_str() != Some(":memory:") {
+            create_private(path)?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(deadline)
@@ -82,6 +85,25 @@ crate::sql::impl_sql_stores!(
     begin = "BEGIN IMMEDIATE",
     lock_family = "SELECT * FROM refresh_families WHERE id = $1"
 );
+
+/// Creates the database file readable by its owner only (0600) if it does not exist yet, so
+/// SQLite opens it instead of creating it with the umask's mode (typically 0644: the password
+/// hashes readable by every local user). SQLite gives its `-wal` and `-shm` files the database
+/// file's mode. An existing file keeps the mode its owner chose.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,41 @@ async fn every_response_carries_the_default_security_headers() {
 }
 
 #[tokio::test]
+async fn api_answers_are_never_stored_by_a_cache() {
+    let h = Harness::start(&[]).await;
+    h.user("cached").await;
+    let (access, refresh) = h
+        .token_pair("cached", sekisho_testing::harness::PASSWORD)
+        .await;
+    let bearer = format!("Bearer {access}");
+    let refresh_body = serde_json::json!({"refresh": refresh}).to_string();
+    for (method, path, headers, body) in [
+        (
+            Method::GET,
+            "/api/auth/me/",
+            vec![("authorization", bearer.as_str())],
+            None,
+        ),
+        (Method::GET, "/api/auth/csrf/", vec![], None),
+        (
+            Method::POST,
+            "/api/token/refresh/",
+            vec![("content-type", "application/json")],
+            Some(refresh_body.clone().into_bytes()),
+        ),
+        (Method::GET, "/api/auth/me/", vec![], None),
+    ] {
+        let r = h.send(method.clone(), path, &headers, body).await;
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{method} {path} ({})",
+            r.status
+        );
+    }
+}
+
+#[tokio::test]
 async fn spa_pages_carry_the_configured_content_security_policy() {
     let site = tempfile::tempdir().unwrap();
     std::fs::write(site.path().join("index.html"), "<!doctype html><p>app</p>").unwrap();

@@ -133,23 +133,31 @@ pub async fn serve(config: Config) -> Result<()> {
             tracing::warn!(dir = %dir.display(), "server.static_dir has no index.html; client-side routes will 404");
         }
     }
+    let open_files = crate::listen::raise_open_file_limit();
+    let limits =
+        crate::listen::Limits::new(&config.server, open_files, config.database.max_connections);
     let auth = build_auth(&config).await?;
-    let listener = tokio::net::TcpListener::bind(&config.server.bind)
-        .await
+    let listener = config
+        .server
+        .bind
+        .parse::<std::net::SocketAddr>()
+        .map_err(std::io::Error::other)
+        .and_then(crate::listen::bind)
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
     let addr = listener.local_addr()?;
     spawn_purge(auth.clone(), Duration::from_secs(60));
     let app = build_router(&config, auth)?;
     spawn_metrics_upkeep(Duration::from_secs(1));
-    tracing::info!(%addr, "sekisho listening");
+    tracing::info!(
+        %addr,
+        max_connections = limits.max_connections,
+        header_read_timeout = %config.server.header_read_timeout,
+        body_read_timeout = %config.server.body_read_timeout,
+        idle_timeout = %config.server.idle_timeout,
+        "sekisho listening"
+    );
     println!("sekisho listening on http://{addr}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server error")?;
+    crate::listen::serve(listener, app, limits, shutdown_signal()).await;
     tracing::info!("sekisho stopped");
     Ok(())
 }

@@ -4,10 +4,13 @@
 mod app;
 mod cli;
 mod keys;
+mod listen;
+mod memory;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    memory::return_large_blocks_to_the_system();
     let cli = match <cli::Cli as clap::Parser>::try_parse() {
         Ok(cli) => cli,
         // Help and version go out in full; usage errors are one line, like every failure.

@@ -502,6 +502,7 @@ async fn password_change_keeps_the_caller_and_ends_everything_else() {
     let bobs = Browser::logged_in(&s, "bob", PASSWORD).await;
     let (_, refresh) = s.token_pair("alice", PASSWORD).await;
     let (_, bob_refresh) = s.token_pair("bob", PASSWORD).await;
+    let (old_session, old_csrf) = (b.session().unwrap(), b.csrf().unwrap());
 
     let r = b
         .post(
@@ -520,9 +521,22 @@ async fn password_change_keeps_the_caller_and_ends_everything_else() {
         r.set_cookies()
     );
 
-    // The caller stays logged in (same cookie).
+    // The caller stays logged in, under a new session id and a CSRF token bound to it (as
+    // Django's update_session_auth_hash); the old id is dead.
+    let (new_session, new_csrf) = (b.session().unwrap(), b.csrf().unwrap());
+    assert_ne!(new_session, old_session);
+    assert_ne!(new_csrf, old_csrf);
+    assert_anonymous(&me_with_session(&s, &old_session).await);
     let me = b.get("/api/auth/me/").await;
     assert_eq!(me.status, 200, "{}", me.body);
+    let patch = b
+        .patch("/api/auth/me/", &json!({"first_name": "After"}))
+        .await;
+    assert_eq!(
+        patch.status, 200,
+        "the new CSRF token works: {}",
+        patch.body
+    );
     // Another session of the same user is gone.
     assert_anonymous(&me_with_session(&s, &other.session().unwrap()).await);
     // Every refresh family of the user is revoked.

@@ -87,3 +87,22 @@ async fn every_response_carries_a_request_id() {
     assert!(r.header("allow").is_some());
     assert!(r.header("x-request-id").is_some());
 }
+
+#[tokio::test]
+async fn a_sqlite_database_anywhere_is_created_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    // Outside the data directory (whose own mode protects what is inside it).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = elsewhere.path().join("auth.sqlite3");
+    let url = format!("sqlite://{}", db.display());
+    let s = Server::start(&[("SEKISHO_DATABASE__URL", url.as_str())]);
+    s.create_user("owner", PASSWORD);
+    let _ = s.token_pair("owner", PASSWORD).await;
+    for name in ["auth.sqlite3", "auth.sqlite3-wal", "auth.sqlite3-shm"] {
+        let path = elsewhere.path().join(name);
+        if name == "auth.sqlite3" || path.exists() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}: {mode:o}");
+        }
+    }
+}

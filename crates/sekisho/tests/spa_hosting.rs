@@ -320,6 +320,41 @@ async fn path_traversal_never_escapes_the_static_dir() {
 }
 
 #[tokio::test]
+async fn hidden_files_and_links_out_of_the_directory_are_never_served() {
+    let site = Site::new();
+    let dir = site.dir();
+    std::fs::write(dir.join(".env"), SECRET).unwrap();
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    std::fs::write(dir.join(".git/config"), SECRET).unwrap();
+    std::fs::write(dir.join("assets/.secret.js"), SECRET).unwrap();
+    std::os::unix::fs::symlink(site.root.path().join("secret.txt"), dir.join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(site.root.path(), dir.join("up")).unwrap();
+    // A link that stays inside the directory is fine.
+    std::os::unix::fs::symlink(dir.join("assets/index-AbCd1234.js"), dir.join("app.js")).unwrap();
+    let s = site.start(&[]);
+    let authority = s.authority();
+    for path in [
+        "/.env",
+        "/%2eenv",
+        "/%2Eenv",
+        "/.git/config",
+        "/assets/.secret.js",
+        "/leak.txt",
+        "/up/secret.txt",
+    ] {
+        let (a, p) = (authority.clone(), path.to_string());
+        let raw = tokio::task::spawn_blocking(move || raw_get(&a, &p))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains(SECRET), "{path} served the secret:\n{text}");
+        assert_eq!(status_of(&raw), Some(404), "{path}:\n{text}");
+    }
+    let r = s.send(Method::GET, "/app.js", &[], None).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
 async fn without_static_dir_pages_are_json_404() {
     let s = Server::start(&[]);
     for path in ["/", "/orders/42", "/index.html"] {

@@ -21,6 +21,22 @@ pub struct RequestMeta {
     pub from_proxy: bool,
 }
 
+/// [`RequestMeta`] as an extractor, for handlers that need the client's address.
+pub struct ClientMeta(pub Arc<RequestMeta>);
+
+impl<S> axum::extract::FromRequestParts<S> for ClientMeta
+where
+    S: Send + Sync,
+    crate::state::AppState: axum::extract::FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = <crate::state::AppState as axum::extract::FromRef<S>>::from_ref(state);
+        Ok(ClientMeta(meta(parts, &state.http)))
+    }
+}
+
 /// The request's [`RequestMeta`], computed on first use.
 pub fn meta(parts: &mut Parts, http: &HttpSettings) -> Arc<RequestMeta> {
     if let Some(m) = parts.extensions.get::<Arc<RequestMeta>>() {
@@ -56,12 +72,13 @@ fn compute(parts: &Parts, http: &HttpSettings) -> RequestMeta {
         })
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let client_ip = from_proxy
-        .then(|| first_value(headers, "x-forwarded-for"))
-        .flatten()
-        .filter(|v| v.parse::<IpAddr>().is_ok())
-        .or_else(|| peer.map(|p| p.to_string()))
-        .unwrap_or_default();
+    let client_ip = match peer {
+        Some(peer) if from_proxy => {
+            forwarded_client(headers, peer, &http.trusted_proxies).to_string()
+        }
+        Some(peer) => peer.to_string(),
+        None => String::new(),
+    };
     RequestMeta {
         secure,
         own_origin: format!("{}://{}", if secure { "https" } else { "http" }, host),
@@ -72,6 +89,31 @@ fn compute(parts: &Parts, http: &HttpSettings) -> RequestMeta {
             .unwrap_or_default(),
         from_proxy,
     }
+}
+
+/// The client behind a trusted proxy: `X-Forwarded-For` walked from the right (each proxy
+/// appends the address it saw), skipping trusted proxies; the first address that is not one is
+/// the client. Everything left of it was written by the client and proves nothing. An entry
+/// that is not an address ends the walk at the last trusted hop.
+fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: &[String]) -> IpAddr {
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip, trusted) {
+            break;
+        }
+    }
+    client
 }
 
 /// The first (client-most) value of a comma-separated forwarding header.
@@ -116,5 +158,33 @@ mod tests {
         assert!(!is_trusted("192.168.1.6".parse().unwrap(), &t));
         assert!(is_trusted("::1".parse().unwrap(), &t));
         assert!(!is_trusted("127.0.0.1".parse().unwrap(), &[]));
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_forwarded_address() {
+        let trusted = vec!["127.0.0.1".to_string(), "10.0.0.0/8".to_string()];
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let client = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            forwarded_client(&h, peer, &trusted).to_string()
+        };
+        // The left-most entry is whatever the client wrote: never believed over a later hop.
+        assert_eq!(client(&["10.9.1.1, 203.0.113.7"]), "203.0.113.7");
+        assert_eq!(client(&["1.2.3.4, 203.0.113.7, 10.0.0.2"]), "203.0.113.7");
+        // Several header lines are one list, in order.
+        assert_eq!(
+            client(&["1.2.3.4", "203.0.113.7", "10.0.0.2"]),
+            "203.0.113.7"
+        );
+        assert_eq!(client(&["203.0.113.7"]), "203.0.113.7");
+        // Every hop trusted: the farthest one.
+        assert_eq!(client(&["10.0.0.3, 10.0.0.2"]), "10.0.0.3");
+        // Garbage ends the walk at the last trusted hop; no header: the peer.
+        assert_eq!(client(&["203.0.113.7, junk, 10.0.0.2"]), "10.0.0.2");
+        assert_eq!(client(&["junk"]), "127.0.0.1");
+        assert_eq!(client(&[]), "127.0.0.1");
     }
 }

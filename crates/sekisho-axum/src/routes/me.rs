@@ -124,11 +124,16 @@ pub async fn update_me(
 pub async fn change_password(
     State(state): State<AppState>,
     user: AuthUser,
+    request::ClientMeta(meta): request::ClientMeta,
     input: Input,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let [old, new] = input.strings([("old_password", Trim::No), ("new_password", Trim::No)])?;
     let keep = user.identity.session();
-    match state.auth.change_password(&user, &old, &new, keep).await {
+    match state
+        .auth
+        .change_password(&user, &old, &new, keep, &meta.client_ip)
+        .await
+    {
         Ok(()) => {}
         Err(PasswordChangeError::WrongOldPassword) => {
             return Err(ApiError::field(
@@ -148,13 +153,21 @@ pub async fn change_password(
         user_id = user.id,
         "password changed; other sessions and all refresh families revoked"
     );
-    Ok(Json(match user.identity {
+    match &user.identity {
         // A bearer caller's refresh family was just revoked with the others: hand it a new one
         // so the caller stays logged in.
         Identity::Bearer { .. } => {
             let pair = state.auth.issue_pair(&user.user).await?;
-            json!({ "refresh": pair.refresh, "access": pair.access })
+            Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })).into_response())
         }
-        Identity::Session { .. } => json!({}),
-    }))
+        // The session stays logged in under a new id (and a CSRF token bound to it), as with
+        // Django's `update_session_auth_hash`.
+        Identity::Session { session, .. } => {
+            let s = state.auth.cycle_session(session, &user.user).await?;
+            let mut jar = Jar::new(&state.http, meta.secure);
+            jar.set_session(&s.cookie, s.cookie_max_age);
+            jar.set_csrf(&s.csrf_token);
+            Ok((jar.into_headers(), Json(json!({}))).into_response())
+        }
+    }
 }

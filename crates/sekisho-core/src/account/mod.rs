@@ -5,7 +5,7 @@ pub mod rules;
 mod user;
 
 pub use rules::{ProfileField, ProfileProblem, WeakPassword};
-pub use user::{NewUser, ProfileUpdate, StoredUser, User, UserId};
+pub use user::{Credentials, NewUser, ProfileUpdate, StoredUser, User, UserId};
 
 use crate::auth::Auth;
 use crate::error::AuthError;
@@ -63,13 +63,22 @@ impl Auth {
     }
 
     pub async fn create_user(&self, new: &NewUser, password: &str) -> Result<User, AuthError> {
+        let new = NewUser {
+            username: rules::normalize_username(&new.username),
+            ..new.clone()
+        };
         rules::validate_username(&new.username).map_err(AuthError::Invalid)?;
         let hash = self.hash_new_password(password).await?;
-        Ok(self.users.create_user(new, &hash, self.now()).await?)
+        Ok(self.users.create_user(&new, &hash, self.now()).await?)
     }
 
     pub async fn find_user(&self, username: &str) -> Result<Option<User>, AuthError> {
-        Ok(self.users.user_by_username(username).await?.map(|s| s.user))
+        let username = rules::normalize_username(username);
+        Ok(self
+            .users
+            .user_by_username(&username)
+            .await?
+            .map(|s| s.user))
     }
 
     pub async fn user(&self, id: UserId) -> Result<Option<Arc<User>>, AuthError> {
@@ -125,7 +134,13 @@ impl Auth {
         old: &str,
         new: &str,
         keep: Option<&SessionRecord>,
+        client_ip: &str,
     ) -> Result<(), PasswordChangeError> {
+        // A wrong old password counts as a failed login of the account (and the address): a
+        // stolen session or token must not become a way to guess the password unthrottled.
+        if let Err(wait) = self.throttle.check(&user.username, client_ip) {
+            return Err(AuthError::Throttled(wait).into());
+        }
         let stored = self
             .users
             .user_by_username(&user.username)
@@ -137,8 +152,10 @@ impl Auth {
                 .await,
             Verification::Match { .. }
         ) {
+            self.throttle.record_failure(&user.username, client_ip);
             return Err(PasswordChangeError::WrongOldPassword);
         }
+        self.throttle.record_success(&user.username);
         if let Some(problem) = rules::weak_password(new, user) {
             return Err(PasswordChangeError::Weak(problem));
         }

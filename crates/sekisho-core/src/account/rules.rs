@@ -53,6 +53,18 @@ pub fn validate_profile(u: &ProfileUpdate) -> Result<(), (ProfileField, ProfileP
     Ok(())
 }
 
+/// A username as Django stores and compares it (`AbstractBaseUser.normalize_username`): NFKC,
+/// so the fullwidth `ａｌｉｃｅ` and the ligature `ﬁ` are `alice` and `fi`. Applied on creation
+/// and on every lookup by name (login, the CLI), so a lookalike cannot be created next to the
+/// account it imitates, nor reach another account at login. Case is kept, as in Django.
+pub fn normalize_username(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if name.is_ascii() {
+        return name.to_string();
+    }
+    name.nfkc().collect()
+}
+
 /// Django's username rule: 1–150 characters of letters, digits and `@.+-_`.
 pub fn validate_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > 150 {
@@ -120,6 +132,10 @@ mod tests {
         assert!(validate_username("").is_err());
         assert!(validate_username("has space").is_err());
         assert!(validate_username(&"a".repeat(151)).is_err());
+        assert_eq!(normalize_username("ａｌｉｃｅ"), "alice");
+        assert_eq!(normalize_username("ﬁ"), "fi");
+        assert_eq!(normalize_username("Alice"), "Alice");
+        assert_eq!(normalize_username("José"), "José");
     }
 
     #[test]

@@ -35,6 +35,16 @@ pub struct StoredUser {
     pub password_hash: String,
 }
 
+/// What a login needs before the password is checked: nothing that costs more to fetch for a
+/// known user than for an unknown one (groups and permissions come after the check), so the
+/// answer's timing does not tell which usernames exist.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub id: UserId,
+    pub password_hash: String,
+    pub is_active: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct NewUser {
     pub username: String,

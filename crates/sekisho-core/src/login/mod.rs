@@ -26,6 +26,8 @@ impl Auth {
         password: &str,
         client_ip: &str,
     ) -> Result<User, AuthError> {
+        // One normalisation for the lookup and the throttle (NFKC, case kept: Django's rule).
+        let username = &crate::account::rules::normalize_username(username);
         if let Err(wait) = self.throttle.check(username, client_ip) {
             metrics::counter!("sekisho_logins_total", "result" => "throttled").increment(1);
             return Err(AuthError::Throttled(wait));
@@ -52,8 +54,10 @@ impl Auth {
     ) -> Result<User, AuthError> {
         // A username no store can hold (a NUL byte, say) names nobody: the same hash cost and
         // the same answer as an unknown user, never a storage error.
+        // Only the credentials before the hash check: a known user costs the same lookup as
+        // an unknown one; the groups and permissions are read once the password matched.
         let stored = if plausible_username(username) {
-            self.users.user_by_username(username).await?
+            self.users.credentials(username).await?
         } else {
             None
         };
@@ -62,7 +66,7 @@ impl Auth {
         let (Some(stored), Verification::Match { upgrade }) = (stored, verdict) else {
             return Err(AuthError::InvalidCredentials);
         };
-        if !stored.user.is_active {
+        if !stored.is_active {
             return Err(AuthError::InvalidCredentials);
         }
         if upgrade {
@@ -70,14 +74,17 @@ impl Auth {
             // here must not fail the login.
             match self.passwords.hash(password).await {
                 Ok(h) => {
-                    if let Err(e) = self.users.set_password_hash(stored.user.id, &h).await {
-                        tracing::warn!(user_id = stored.user.id, error = %e, "password hash upgrade not saved");
+                    if let Err(e) = self.users.set_password_hash(stored.id, &h).await {
+                        tracing::warn!(user_id = stored.id, error = %e, "password hash upgrade not saved");
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "password hash upgrade failed"),
             }
         }
-        self.users.record_login(stored.user.id, self.now()).await?;
-        Ok(stored.user)
+        self.users.record_login(stored.id, self.now()).await?;
+        match self.users.user_by_id(stored.id).await? {
+            Some(user) if user.is_active => Ok((*user).clone()),
+            _ => Err(AuthError::InvalidCredentials),
+        }
     }
 }

@@ -29,8 +29,10 @@ pub struct LoginThrottle {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
+/// The account's key: the username as the login normalised it (NFKC, case kept), the same
+/// rule the account lookup uses, so `Alice` and `alice` (two accounts) are throttled apart.
 fn account_key(username: &str) -> String {
-    format!("u:{}", username.to_lowercase())
+    format!("u:{username}")
 }
 
 fn ip_key(ip: &str) -> String {
@@ -142,15 +144,18 @@ mod tests {
         let clock = ManualClock::at(Timestamp::from_secs(1_000));
         let t = throttle(&clock);
         for _ in 0..2 {
-            t.record_failure("Alice", "10.0.0.1");
+            t.record_failure("alice", "10.0.0.1");
         }
         assert!(t.check("alice", "10.0.0.2").is_ok());
         t.record_failure("alice", "10.0.0.3");
-        assert_eq!(t.check("ALICE", "10.0.0.9"), Err(Duration::from_secs(30)));
+        assert_eq!(t.check("alice", "10.0.0.9"), Err(Duration::from_secs(30)));
         assert!(
             t.check("bob", "10.0.0.9").is_ok(),
             "other accounts are unaffected"
         );
+        // Usernames are case-sensitive (Django's rule): `Alice` is another account, and the
+        // failures against `alice` do not lock it.
+        assert!(t.check("Alice", "10.0.0.9").is_ok());
         clock.advance(Duration::from_secs(30));
         assert!(t.check("alice", "10.0.0.9").is_ok());
     }

@@ -79,12 +79,75 @@ impl Auth {
             ip: truncate(&device.ip, 64),
         };
         self.sessions.create_session(&record).await?;
+        self.evict_past_the_cap(&record, now).await?;
         Ok(NewSession {
             cookie,
             cookie_max_age: s.cookie_age.min(s.absolute_timeout),
             csrf_token: self.csrf.mint(&record.id_hash),
             record,
             user,
+        })
+    }
+
+    /// Ends the user's oldest live sessions beyond `sessions.max_per_user` (the newest, just
+    /// created, always stays).
+    async fn evict_past_the_cap(
+        &self,
+        newest: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let cap = self.session_settings.max_per_user;
+        if cap == 0 {
+            return Ok(());
+        }
+        let mut others: Vec<SessionRecord> = self
+            .sessions
+            .list_sessions(newest.user_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_live(now) && s.id_hash != newest.id_hash)
+            .collect();
+        if others.len() < cap {
+            return Ok(());
+        }
+        others.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        for old in &others[cap - 1..] {
+            self.sessions.delete_session(&old.id_hash).await?;
+        }
+        tracing::info!(
+            user_id = newest.user_id,
+            ended = others.len() + 1 - cap,
+            "oldest sessions ended: sessions.max_per_user reached"
+        );
+        Ok(())
+    }
+
+    /// A new id for a live session (Django's `cycle_key` after a password change): the same
+    /// login under a new cookie, its deadlines unchanged; the old id stops working. An id that
+    /// may have been seen (a shared machine, a log) is worth nothing once the password changed.
+    pub async fn cycle_session(
+        &self,
+        current: &SessionRecord,
+        user: &User,
+    ) -> Result<NewSession, AuthError> {
+        let cookie = new_session_id();
+        let record = SessionRecord {
+            id_hash: hash_session_id(&cookie),
+            public_id: random::hex128(),
+            ..current.clone()
+        };
+        self.sessions.create_session(&record).await?;
+        self.sessions.delete_session(&current.id_hash).await?;
+        let s = &self.session_settings;
+        let left = Duration::from_millis(
+            (record.absolute_expires_at.millis() - self.now().millis()).max(0) as u64,
+        );
+        Ok(NewSession {
+            cookie,
+            cookie_max_age: s.cookie_age.min(left),
+            csrf_token: self.csrf.mint(&record.id_hash),
+            record,
+            user: user.clone(),
         })
     }
 

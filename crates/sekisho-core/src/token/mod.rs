@@ -188,15 +188,16 @@ impl TokenPolicy {
         if iat.is_some_and(|iat| iat > now_s + self.leeway) {
             return Err(Invalid);
         }
-        if let Some(want) = &self.audience {
-            let ok = match &c.aud {
-                Some(Scalar::Str(a)) => a == want,
-                Some(Scalar::Strings(list)) => list.iter().any(|a| a == want),
-                _ => false,
-            };
-            if !ok {
-                return Err(Invalid);
-            }
+        // As PyJWT (and so simplejwt): with no audience configured, a token that names one
+        // was meant for another service and is refused.
+        let aud_ok = match (&self.audience, &c.aud) {
+            (None, aud) => aud.is_none(),
+            (Some(want), Some(Scalar::Str(a))) => a == want,
+            (Some(want), Some(Scalar::Strings(list))) => list.iter().any(|a| a == want),
+            (Some(_), _) => false,
+        };
+        if !aud_ok {
+            return Err(Invalid);
         }
         if let Some(want) = &self.issuer
             && c.iss.as_ref().and_then(Scalar::as_str) != Some(want)

@@ -175,6 +175,11 @@ impl Server {
         );
     }
 
+    /// The server process's id (for reading its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
