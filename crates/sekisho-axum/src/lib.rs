@@ -39,7 +39,7 @@ pub use error::ApiError;
 pub use extract::{
     AuthUser, Identity, MaybeUser, ObjectPermission, Permission, RequireObjectPerm, RequirePerm,
 };
-pub use routes::{api_fallback, router};
+pub use routes::{Listener, OPS_ONLY_PATHS, api_fallback, router, router_for};
 pub use state::{AppState, HttpSettings, MetricsRender};
 
 use axum::Router;
@@ -59,7 +59,14 @@ pub fn service_layers(router: Router) -> Router {
 /// (history fallback to `index.html`) or JSON 404s, behind [`service_layers`]. The binary serves
 /// exactly this; tests drive it in-process.
 pub fn app(state: AppState, static_dir: Option<PathBuf>) -> Router {
-    let app = Router::new().merge(router(state.clone()));
+    app_for(state, static_dir, Listener::All)
+}
+
+/// [`app`] for one listener of a split set-up (`server.ops_bind`): the public one keeps the SPA,
+/// the operations one answers JSON 404s beyond its few paths.
+pub fn app_for(state: AppState, static_dir: Option<PathBuf>, listener: Listener) -> Router {
+    let static_dir = static_dir.filter(|_| listener != Listener::Ops);
+    let app = Router::new().merge(router_for(state.clone(), listener));
     let app = match static_dir {
         Some(dir) => app.fallback_service(
             Router::new()

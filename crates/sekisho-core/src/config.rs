@@ -152,6 +152,11 @@ pub struct ServerConfig {
     /// Unset: derived from the open-file limit at start (at most 10000).
     #[serde(deserialize_with = "de::opt_u64")]
     pub max_connections: Option<u64>,
+    /// A listener of its own for `/metrics` and `/api/openapi.json` (with `/healthz` and
+    /// `/readyz`), e.g. `127.0.0.1:9100`: when set, the main listener answers those two paths
+    /// 404, so what they tell (traffic, failure rates, the whole API surface) stays off the
+    /// public port. Unset: everything on `server.bind`.
+    pub ops_bind: Option<String>,
 }
 
 /// The shortest and longest accepted connection timeouts (`server.*_timeout`).
@@ -173,6 +178,7 @@ impl Default for ServerConfig {
             body_read_timeout: Dur::secs(30),
             idle_timeout: Dur::secs(60),
             max_connections: None,
+            ops_bind: None,
         }
     }
 }
@@ -633,6 +639,19 @@ impl Config {
                 "server.max_connections: must be between 1 and {MAX_CONNECTIONS} (got {n})"
             ));
         }
+        if let Some(ops) = &self.server.ops_bind {
+            match ops.parse::<std::net::SocketAddr>() {
+                Err(_) => {
+                    return err(format!(
+                        "server.ops_bind: {ops:?} is not an address such as 127.0.0.1:9100"
+                    ));
+                }
+                Ok(a) if a.port() != 0 && Some(a) == self.server.bind.parse().ok() => {
+                    return err("server.ops_bind: must differ from server.bind".into());
+                }
+                Ok(_) => {}
+            }
+        }
         let db = self.database.url.as_str();
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
@@ -875,6 +894,19 @@ mod tests {
         let c = Config::load("[server]\nmax_connections = 50\n", vec![]).unwrap();
         assert_eq!(c.server.max_connections, Some(50));
         assert!(c.to_masked_toml().contains("max_connections = 50"));
+        assert_eq!(c.server.ops_bind, None);
+        for (bad, why) in [
+            ("localhost:9100", "is not an address"),
+            ("127.0.0.1:8000", "must differ from server.bind"),
+        ] {
+            let e = Config::load(&format!("[server]\nops_bind = {bad:?}\n"), vec![]).unwrap_err();
+            assert!(
+                e.0.starts_with("server.ops_bind") && e.0.contains(why),
+                "{e}"
+            );
+        }
+        let c = Config::load("", vars(&[("SEKISHO_SERVER__OPS_BIND", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(c.server.ops_bind.as_deref(), Some("127.0.0.1:9100"));
     }
 
     #[test]

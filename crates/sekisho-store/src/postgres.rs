@@ -48,7 +48,15 @@ impl PgStore {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let filled = self.backfill_username_skeletons().await?;
+        if filled > 0 {
+            tracing::info!(
+                users = filled,
+                "recorded the lookalike check's skeleton of existing usernames"
+            );
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &PgPool {

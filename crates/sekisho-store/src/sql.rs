@@ -42,6 +42,34 @@ macro_rules! impl_sql_stores {
         }
 
         impl $store {
+            /// Fills `username_skeleton` for rows written before the column existed (run after
+            /// the migrations, on every start; a no-op once every row has it).
+            pub(crate) async fn backfill_username_skeletons(&self) -> StoreResult<u64> {
+                let mut filled = 0;
+                loop {
+                    let rows: Vec<(i64, String)> = bounded(
+                        self.deadline,
+                        sqlx::query_as("SELECT id, username FROM users WHERE username_skeleton IS NULL ORDER BY id LIMIT 500")
+                            .fetch_all(&self.pool),
+                    )
+                    .await?;
+                    if rows.is_empty() {
+                        return Ok(filled);
+                    }
+                    for (id, username) in rows {
+                        bounded(
+                            self.deadline,
+                            sqlx::query("UPDATE users SET username_skeleton = $1 WHERE id = $2")
+                                .bind(sekisho_core::account::rules::username_skeleton(&username))
+                                .bind(id)
+                                .execute(&self.writer),
+                        )
+                        .await?;
+                        filled += 1;
+                    }
+                }
+            }
+
             async fn load_user(&self, row: $row) -> StoreResult<StoredUser> {
                 let id: i64 = row.get("id");
                 let groups: Vec<String> = bounded(
@@ -124,11 +152,16 @@ macro_rules! impl_sql_stores {
             }
 
             async fn create_user(&self, user: &NewUser, password_hash: &str, now: Timestamp) -> StoreResult<User> {
-                let id: i64 = bounded(
+                let taken = || StoreError::Conflict(format!("user {:?} already exists", user.username));
+                // One statement: no row comes back when a name with the same skeleton (the same
+                // name, or one that looks like it) is taken.
+                let id: Option<i64> = bounded(
                     self.deadline,
                     sqlx::query_scalar(
-                        "INSERT INTO users (username, password, email, is_staff, is_superuser, date_joined)
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                        "INSERT INTO users (username, password, email, is_staff, is_superuser, date_joined, username_skeleton)
+                         SELECT $1, $2, $3, $4, $5, $6, $7
+                         WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_skeleton = $7)
+                         RETURNING id",
                     )
                     .bind(&user.username)
                     .bind(password_hash)
@@ -136,13 +169,15 @@ macro_rules! impl_sql_stores {
                     .bind(user.is_staff)
                     .bind(user.is_superuser)
                     .bind(now.millis())
-                    .fetch_one(&self.writer),
+                    .bind(sekisho_core::account::rules::username_skeleton(&user.username))
+                    .fetch_optional(&self.writer),
                 )
                 .await
                 .map_err(|e| match e {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!("user {:?} already exists", user.username)),
+                    StoreError::Conflict(_) => taken(),
                     other => other,
                 })?;
+                let id = id.ok_or_else(taken)?;
                 self.user_by_id(id)
                     .await?
                     .map(std::sync::Arc::unwrap_or_clone)

@@ -71,7 +71,15 @@ impl SqliteStore {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let filled = self.backfill_username_skeletons().await?;
+        if filled > 0 {
+            tracing::info!(
+                users = filled,
+                "recorded the lookalike check's skeleton of existing usernames"
+            );
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -119,5 +127,34 @@ mod tests {
         s.migrate().await.unwrap();
         s.migrate().await.unwrap();
         assert!(dir.path().join("a/b/t.db").exists());
+    }
+
+    #[tokio::test]
+    async fn users_from_before_the_lookalike_check_get_their_skeleton_at_start() {
+        use sekisho_core::account::NewUser;
+        use sekisho_core::clock::Timestamp;
+        use sekisho_core::store::{StoreError, UserStore};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::connect(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        let new = |name: &str| NewUser {
+            username: name.into(),
+            ..NewUser::default()
+        };
+        s.create_user(&new("alice"), "!", Timestamp(0))
+            .await
+            .unwrap();
+        // As a database migrated from before the column existed.
+        sqlx::query("UPDATE users SET username_skeleton = NULL")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        let e = s.create_user(&new("\u{430}lice"), "!", Timestamp(0)).await;
+        assert!(matches!(e, Err(StoreError::Conflict(_))), "{e:?}");
+        s.create_user(&new("bob"), "!", Timestamp(0)).await.unwrap();
     }
 }

@@ -53,11 +53,20 @@ pub fn load_policy(config: &Config) -> Result<Policy> {
     Ok(Policy::compile(&config.policy, text.as_deref())?)
 }
 
-pub fn build_router(config: &Config, auth: Arc<Auth>) -> Result<Router> {
+/// The router of `server.bind` and, when `server.ops_bind` is set, the operations router.
+pub fn build_routers(config: &Config, auth: Arc<Auth>) -> Result<(Router, Option<Router>)> {
+    use sekisho_axum::Listener;
     let state = AppState::new(auth, config)
         .with_metrics(metrics_recorder())
         .with_policy(load_policy(config)?);
-    Ok(sekisho_axum::app(state, config.server.static_dir.clone()))
+    let static_dir = config.server.static_dir.clone();
+    Ok(match config.server.ops_bind {
+        None => (sekisho_axum::app(state, static_dir), None),
+        Some(_) => (
+            sekisho_axum::app_for(state.clone(), static_dir, Listener::Public),
+            Some(sekisho_axum::app_for(state, None, Listener::Ops)),
+        ),
+    })
 }
 
 static METRICS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
@@ -124,6 +133,9 @@ pub fn spawn_purge(auth: Arc<Auth>, every: Duration) {
     });
 }
 
+/// Concurrent connections of the operations listener (`server.ops_bind`).
+const OPS_MAX_CONNECTIONS: usize = 64;
+
 pub async fn serve(config: Config) -> Result<()> {
     if let Some(dir) = &config.server.static_dir {
         if !dir.is_dir() {
@@ -145,9 +157,46 @@ pub async fn serve(config: Config) -> Result<()> {
         .and_then(crate::listen::bind)
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
     let addr = listener.local_addr()?;
+    let ops_listener = match &config.server.ops_bind {
+        Some(ops) => Some(
+            ops.parse::<std::net::SocketAddr>()
+                .map_err(std::io::Error::other)
+                .and_then(crate::listen::bind)
+                .with_context(|| format!("cannot listen on {ops} (server.ops_bind)"))?,
+        ),
+        None => None,
+    };
     spawn_purge(auth.clone(), Duration::from_secs(60));
-    let app = build_router(&config, auth)?;
+    let (app, ops_app) = build_routers(&config, auth)?;
     spawn_metrics_upkeep(Duration::from_secs(1));
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        drop(stop_tx);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        while rx.changed().await.is_ok() {}
+    };
+    let ops_task = match (ops_listener, ops_app) {
+        (Some(l), Some(ops_app)) => {
+            let ops_addr = l.local_addr()?;
+            tracing::info!(addr = %ops_addr, "operations endpoints (/metrics, /api/openapi.json, /healthz, /readyz) listening");
+            println!("sekisho operations endpoints on http://{ops_addr}");
+            // A scraper or two: a small, separate connection budget.
+            let ops_limits = crate::listen::Limits {
+                max_connections: limits.max_connections.min(OPS_MAX_CONNECTIONS),
+                ..limits
+            };
+            Some(tokio::spawn(crate::listen::serve(
+                l,
+                ops_app,
+                ops_limits,
+                stopped(stop_rx.clone()),
+            )))
+        }
+        _ => None,
+    };
     tracing::info!(
         %addr,
         max_connections = limits.max_connections,
@@ -157,7 +206,10 @@ pub async fn serve(config: Config) -> Result<()> {
         "sekisho listening"
     );
     println!("sekisho listening on http://{addr}");
-    crate::listen::serve(listener, app, limits, shutdown_signal()).await;
+    crate::listen::serve(listener, app, limits, stopped(stop_rx)).await;
+    if let Some(t) = ops_task {
+        let _ = t.await;
+    }
     tracing::info!("sekisho stopped");
     Ok(())
 }

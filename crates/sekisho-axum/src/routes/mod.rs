@@ -71,11 +71,49 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
     }
 }
 
+/// The paths that move to the operations listener when `server.ops_bind` is set.
+pub const OPS_ONLY_PATHS: [&str; 2] = ["/metrics", "/api/openapi.json"];
+
+/// Where a documented path is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// One listener serves everything (the default).
+    All,
+    /// The public listener of a split set-up: everything but [`OPS_ONLY_PATHS`], which answer
+    /// a JSON 404 here (not the SPA's `index.html`).
+    Public,
+    /// The operations listener: [`OPS_ONLY_PATHS`] plus `/healthz` and `/readyz`.
+    Ops,
+}
+
+impl Listener {
+    fn serves(self, path: &str) -> bool {
+        match self {
+            Listener::All => true,
+            Listener::Public => !OPS_ONLY_PATHS.contains(&path),
+            Listener::Ops => {
+                OPS_ONLY_PATHS.contains(&path) || path == "/healthz" || path == "/readyz"
+            }
+        }
+    }
+}
+
 /// The sekisho endpoints, ready to merge into an application's router. Paths ending in `/`
 /// also answer without it.
 pub fn router<S>(state: AppState) -> Router<S> {
+    router_for(state, Listener::All)
+}
+
+/// The endpoints one listener serves (see [`Listener`]).
+pub fn router_for<S>(state: AppState, listener: Listener) -> Router<S> {
     let mut r = Router::new();
     for path in openapi::PATHS {
+        if !listener.serves(path) {
+            if listener == Listener::Public {
+                r = r.route(path, axum::routing::any(api_fallback));
+            }
+            continue;
+        }
         r = r.route(path, endpoint(path));
         if path.len() > 1 && path.ends_with('/') {
             r = r.route(path.trim_end_matches('/'), endpoint(path));

@@ -65,6 +65,15 @@ pub fn normalize_username(name: &str) -> String {
     name.nfkc().collect()
 }
 
+/// The UTS #39 skeleton of a (normalised) username: two names with the same skeleton look
+/// alike (`аlice` with a Cyrillic а and `alice`; `rn` and `m`; `I`, `l` and `1`). NFKC alone
+/// folds compatibility forms only, so a second account is refused when its skeleton is taken
+/// (the stores keep each user's skeleton, indexed). Case is kept, as in [`normalize_username`]:
+/// `Alice` and `alice` stay two names, as in Django.
+pub fn username_skeleton(name: &str) -> String {
+    unicode_security::confusable_detection::skeleton(name).collect()
+}
+
 /// Django's username rule: 1–150 characters of letters, digits and `@.+-_`.
 pub fn validate_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > 150 {
@@ -136,6 +145,22 @@ mod tests {
         assert_eq!(normalize_username("ﬁ"), "fi");
         assert_eq!(normalize_username("Alice"), "Alice");
         assert_eq!(normalize_username("José"), "José");
+    }
+
+    #[test]
+    fn lookalike_usernames_share_a_skeleton_and_distinct_ones_do_not() {
+        let alice = username_skeleton("alice");
+        assert_eq!(username_skeleton("\u{430}lice"), alice, "Cyrillic а");
+        assert_eq!(
+            username_skeleton("\u{430}\u{4cf}\u{456}\u{441}\u{435}"),
+            alice,
+            "every letter Cyrillic"
+        );
+        assert_eq!(username_skeleton("rnary"), username_skeleton("mary"));
+        assert_eq!(username_skeleton("bill"), username_skeleton("biII"));
+        assert_ne!(username_skeleton("alice"), username_skeleton("Alice"));
+        assert_ne!(username_skeleton("alice"), username_skeleton("alicia"));
+        assert_ne!(username_skeleton("bob"), username_skeleton("bob2"));
     }
 
     #[test]

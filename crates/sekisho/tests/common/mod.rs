@@ -18,6 +18,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// last clone of `dir`.
 pub struct Server {
     pub base: String,
+    /// The operations listener's base URL, when `server.ops_bind` is set.
+    pub ops: Option<String>,
     pub dir: Arc<tempfile::TempDir>,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -71,6 +73,7 @@ impl Server {
             .collect();
         let mut s = Server {
             base: String::new(),
+            ops: None,
             dir,
             env,
             child: None,
@@ -133,14 +136,24 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("sekisho listening on ") {
-                    let _ = tx.send(addr.to_string());
+                    let _ = tx.send((true, addr.to_string()));
+                } else if let Some(addr) = line.strip_prefix("sekisho operations endpoints on ") {
+                    let _ = tx.send((false, addr.to_string()));
                 }
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start within 30s");
-        self.base = base;
+        // The operations line, when there is one, comes first.
+        self.ops = None;
+        loop {
+            let (main, addr) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server did not start within 30s");
+            if main {
+                self.base = addr;
+                break;
+            }
+            self.ops = Some(addr);
+        }
         self.child = Some(child);
     }
 
@@ -320,6 +333,7 @@ impl Server {
             .collect();
         Server {
             base: String::new(),
+            ops: None,
             dir,
             env,
             child: None,
