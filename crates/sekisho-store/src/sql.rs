@@ -44,7 +44,16 @@ macro_rules! impl_sql_stores {
         impl $store {
             /// Fills `username_skeleton` for rows written before the column existed (run after
             /// the migrations, on every start; a no-op once every row has it).
-            pub(crate) async fn backfill_username_skeletons(&self) -> StoreResult<u64> {
+            /// What every start does after the migrations ran.
+            pub(crate) async fn after_migrations(&self) -> StoreResult<()> {
+                let filled = self.backfill_username_skeletons().await?;
+                if filled > 0 {
+                    tracing::info!(users = filled, "recorded the lookalike check's skeleton of existing usernames");
+                }
+                Ok(())
+            }
+
+            async fn backfill_username_skeletons(&self) -> StoreResult<u64> {
                 let mut filled = 0;
                 loop {
                     let rows: Vec<(i64, String)> = bounded(

@@ -72,14 +72,7 @@ impl SqliteStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        let filled = self.backfill_username_skeletons().await?;
-        if filled > 0 {
-            tracing::info!(
-                users = filled,
-                "recorded the lookalike check's skeleton of existing usernames"
-            );
-        }
-        Ok(())
+        self.after_migrations().await
     }
 
     pub fn pool(&self) -> &SqlitePool {

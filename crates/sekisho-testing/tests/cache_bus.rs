@@ -36,6 +36,17 @@ async fn user(s: &Stores, name: &str) -> i64 {
     s.users.create_user(&u, "!", NOW).await.unwrap().id
 }
 
+/// The permissions instance `s` reads for user `id`.
+async fn perms(s: &Stores, id: i64) -> Vec<String> {
+    s.users
+        .user_by_id(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .permissions
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_one_instance_is_seen_by_the_others_next_read() {
     let db = services::fresh_pg_database().await;
@@ -50,43 +61,22 @@ async fn a_change_through_one_instance_is_seen_by_the_others_next_read() {
     a.authz.add_member(g.id, id).await.unwrap();
 
     // B caches the user, then A changes it: B's next read sees each change.
-    assert!(
-        b.users
-            .user_by_id(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .permissions
-            .is_empty()
-    );
+    assert!(perms(&b, id).await.is_empty());
     a.authz
         .grant(Principal::Group(g.id), "shop.view_report")
         .await
         .unwrap();
-    let seen = b.users.user_by_id(id).await.unwrap().unwrap();
-    assert_eq!(seen.permissions, ["shop.view_report"], "a group grant");
+    assert_eq!(perms(&b, id).await, ["shop.view_report"], "a group grant");
     a.authz
         .revoke(Principal::Group(g.id), "shop.view_report")
         .await
         .unwrap();
-    assert!(
-        b.users
-            .user_by_id(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .permissions
-            .is_empty()
-    );
+    assert!(perms(&b, id).await.is_empty());
     a.authz
         .grant(Principal::User(id), "shop.view_report")
         .await
         .unwrap();
-    assert_eq!(
-        b.users.user_by_id(id).await.unwrap().unwrap().permissions,
-        ["shop.view_report"],
-        "a direct grant"
-    );
+    assert_eq!(perms(&b, id).await, ["shop.view_report"], "a direct grant");
     a.users.set_active(id, false).await.unwrap();
     assert!(!b.users.user_by_id(id).await.unwrap().unwrap().is_active);
 

@@ -32,8 +32,7 @@ impl Captured {
     /// `ulimit`: e.g. `-S -n 256`, run by `sh` before it execs the server (same pid).
     fn start_under(env: &[(&str, &str)], ulimit: Option<&str>) -> Captured {
         let mut server = Server::offline(env);
-        let d = server.dir.path().to_path_buf();
-        let mut c = match ulimit {
+        let c = match ulimit {
             Some(args) => {
                 let mut c = Command::new("sh");
                 c.args(["-c", &format!("ulimit {args} && exec \"$0\" serve"), BIN]);
@@ -45,35 +44,13 @@ impl Captured {
                 c
             }
         };
-        c.current_dir(&d);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SEKISHO_")) {
-            c.env_remove(k);
-        }
-        c.env("SEKISHO_SERVER__BIND", "127.0.0.1:0")
-            .env("SEKISHO_SERVER__DATA_DIR", d.join("data"))
-            .env(
-                "SEKISHO_DATABASE__URL",
-                format!("sqlite://{}/data/sekisho.db", d.display()),
-            )
-            .env("SEKISHO_PASSWORDS__ARGON2_MEMORY_KIB", "256")
-            .env("SEKISHO_PASSWORDS__ARGON2_ITERATIONS", "1")
-            .env("SEKISHO_LOG", "warn")
-            .envs(backend_env(&d))
-            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut c = server.prepare(c);
         let mut child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sekisho");
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("sekisho listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let lines = stderr.clone();
         let pipe = child.stderr.take().unwrap();
@@ -83,9 +60,9 @@ impl Captured {
                 lines.lock().unwrap().push(line);
             }
         });
-        server.base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(base) => base,
-            Err(_) => {
+        server.base = match announced_addresses(stdout) {
+            Some((base, _)) => base,
+            None => {
                 let _ = child.kill();
                 panic!(
                     "server did not start within 30s: {:?}",
@@ -210,6 +187,24 @@ async fn connect_many(s: &Server, n: usize) -> Vec<TcpStream> {
 }
 
 /// Waits for the server to close `conn` (EOF or reset); `None` if it is still open at `limit`.
+/// A kept-alive client that has made one request (it holds a slot), then `n` raw connections
+/// at once: the client, the connections, and how many of them stayed open for 3 s.
+async fn flood(s: &Server, n: usize) -> (reqwest::Client, Vec<TcpStream>, usize) {
+    let keep = client();
+    let r = keep.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let mut conns = connect_many(s, n).await;
+    let verdicts = futures::future::join_all(
+        conns
+            .iter_mut()
+            .map(|conn| closed_within(conn, Duration::from_secs(3))),
+    )
+    .await;
+    let held = verdicts.iter().filter(|v| v.is_none()).count();
+    (keep, conns, held)
+}
+
 async fn closed_within(conn: &mut TcpStream, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
     let mut chunk = [0u8; 1024];
@@ -362,21 +357,9 @@ async fn a_flood_beyond_the_cap_is_closed_at_once_and_the_server_keeps_answering
         ("SEKISHO_SERVER__HEADER_READ_TIMEOUT", "1m"),
     ]);
     let s = &c.server;
-    // One kept-alive connection before the flood: it holds one of the 50 slots.
-    let keep = client();
-    let r = keep.get(s.url("/healthz")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.bytes().await.unwrap();
-
-    let mut flood = connect_many(s, 200).await;
-    // The connections beyond the cap are closed at once; the others stay open.
-    let verdicts = futures::future::join_all(
-        flood
-            .iter_mut()
-            .map(|conn| closed_within(conn, Duration::from_secs(3))),
-    )
-    .await;
-    let held = verdicts.iter().filter(|v| v.is_none()).count();
+    // One kept-alive connection before the flood holds one of the 50 slots; the connections
+    // beyond the cap are closed at once, the others stay open.
+    let (keep, flood, held) = flood(s, 200).await;
     assert!(
         (45..=49).contains(&held),
         "{held} of 200 flood connections held open under a cap of 50 (one slot in use)"
@@ -696,18 +679,7 @@ async fn the_default_cap_fits_a_low_open_file_limit() {
         Some("-n 160"),
     );
     let s = &c.server;
-    let keep = client();
-    let r = keep.get(s.url("/healthz")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.bytes().await.unwrap();
-    let mut flood = connect_many(s, 300).await;
-    let verdicts = futures::future::join_all(
-        flood
-            .iter_mut()
-            .map(|conn| closed_within(conn, Duration::from_secs(3))),
-    )
-    .await;
-    let held = verdicts.iter().filter(|v| v.is_none()).count();
+    let (keep, _flood, held) = flood(s, 300).await;
     assert!(
         held <= 79,
         "{held} flood connections held under the default cap of 80"

@@ -114,7 +114,11 @@ impl Server {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        self.prepare(Command::new(BIN))
+    }
+
+    /// `c` with this server's directory and environment (and no inherited `SEKISHO_` variable).
+    pub fn prepare(&self, mut c: Command) -> Command {
         c.current_dir(self.dir.path());
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SEKISHO_")) {
             c.env_remove(k);
@@ -131,29 +135,10 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start sekisho");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("sekisho listening on ") {
-                    let _ = tx.send((true, addr.to_string()));
-                } else if let Some(addr) = line.strip_prefix("sekisho operations endpoints on ") {
-                    let _ = tx.send((false, addr.to_string()));
-                }
-            }
-        });
-        // The operations line, when there is one, comes first.
-        self.ops = None;
-        loop {
-            let (main, addr) = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("server did not start within 30s");
-            if main {
-                self.base = addr;
-                break;
-            }
-            self.ops = Some(addr);
-        }
+        let (base, ops) = announced_addresses(child.stdout.take().unwrap())
+            .expect("server did not start within 30s");
+        self.base = base;
+        self.ops = ops;
         self.child = Some(child);
     }
 
@@ -250,6 +235,31 @@ impl Drop for Server {
         self.kill();
         if Arc::strong_count(&self.dir) == 1 {
             drop_backend(self.dir.path());
+        }
+    }
+}
+
+/// Reads a starting server's stdout for the base URLs it announces: the main listener's and,
+/// printed before it when `server.ops_bind` is set, the operations listener's. `None` when the
+/// main one is not announced within 30 s.
+pub fn announced_addresses(stdout: std::process::ChildStdout) -> Option<(String, Option<String>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("sekisho listening on ") {
+                let _ = tx.send((true, addr.to_string()));
+            } else if let Some(addr) = line.strip_prefix("sekisho operations endpoints on ") {
+                let _ = tx.send((false, addr.to_string()));
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ops = None;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match rx.recv_timeout(left).ok()? {
+            (true, base) => return Some((base, ops)),
+            (false, addr) => ops = Some(addr),
         }
     }
 }
