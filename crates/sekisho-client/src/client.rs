@@ -335,7 +335,10 @@ impl Inner {
             .bytes()
             .await
             .map_err(|e| Error::http(e, self.timeout))?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     fn note_skew(st: &mut State, access: &str, sent_ms: i64, received_ms: i64) {
@@ -652,10 +655,7 @@ impl Client {
     /// timeout.
     pub async fn refresh(&self) -> Result<String> {
         let inner = self.inner.clone();
-        let flight = self
-            .inner
-            .flight
-            .join_or_start(move || inner.refresh_op());
+        let flight = self.inner.flight.join_or_start(move || inner.refresh_op());
         flight::wait(flight, self.inner.timeout).await
     }
 
@@ -803,7 +803,10 @@ pub struct RequestBuilder {
 
 impl RequestBuilder {
     /// Changes the underlying `reqwest::RequestBuilder` (for anything not offered here).
-    pub fn map(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+    pub fn map(
+        mut self,
+        f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Self {
         self.inner = self.inner.map(f);
         self
     }
@@ -838,10 +841,7 @@ impl RequestBuilder {
 
     /// Sends it with the token; see [`Client::execute`].
     pub async fn send(self) -> Result<Response> {
-        let request = self
-            .inner?
-            .build()
-            .map_err(|e| Error::Http(Arc::new(e)))?;
+        let request = self.inner?.build().map_err(|e| Error::Http(Arc::new(e)))?;
         self.client.execute(request).await
     }
 
@@ -970,7 +970,13 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_refused() {
-        for base in ["", "example.com", "ftp://example.com", "http://x/?a=1", "http://x/#f"] {
+        for base in [
+            "",
+            "example.com",
+            "ftp://example.com",
+            "http://x/?a=1",
+            "http://x/#f",
+        ] {
             assert!(
                 matches!(Client::builder(base).build(), Err(Error::Config(_))),
                 "{base}"

@@ -67,7 +67,10 @@ mod tests {
         );
         assert_eq!(
             token_times(&fake_token(200, None)),
-            Some(TokenTimes { exp: 200, iat: None })
+            Some(TokenTimes {
+                exp: 200,
+                iat: None
+            })
         );
     }
 

@@ -35,16 +35,18 @@ mod jwt;
 mod middleware;
 mod store;
 
-pub use client::{Client, ClientBuilder, DEFAULT_TIMEOUT, MAX_DEFAULT_MARGIN, Paths, RequestBuilder};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_TIMEOUT, MAX_DEFAULT_MARGIN, Paths, RequestBuilder,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::AuthMiddleware;
 pub use store::{FileStore, MemoryStore, TokenStore, Tokens};
 
-/// The request and response bodies shared with the server.
-pub use sekisho_proto as proto;
 /// The HTTP client this crate is built on (its `Method`, `Response`, `StatusCode`, …).
 pub use reqwest;
+/// The request and response bodies shared with the server.
+pub use sekisho_proto as proto;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -54,7 +54,10 @@ async fn login_stores_the_pair_and_requests_carry_it() {
 #[tokio::test]
 async fn a_wrong_password_is_invalid_credentials() {
     let s = FakeServer::start().await;
-    let c = Client::builder(&s.base).http_client(http()).build().unwrap();
+    let c = Client::builder(&s.base)
+        .http_client(http())
+        .build()
+        .unwrap();
     let e = c.login(USER, "wrong").await.unwrap_err();
     assert!(matches!(e, Error::InvalidCredentials { .. }), "{e:?}");
     assert_eq!(
@@ -82,7 +85,10 @@ async fn a_hundred_refused_calls_share_one_refresh_and_are_each_retried_once() {
     assert_eq!(s.state.refreshes(), 1);
     let stored = store.load().await.unwrap().unwrap();
     for r in &results {
-        assert_eq!(r.as_ref().unwrap()["token"].as_str(), stored.access.as_deref());
+        assert_eq!(
+            r.as_ref().unwrap()["token"].as_str(),
+            stored.access.as_deref()
+        );
     }
     // Rotation: the successor is stored, and it is the one the server now accepts.
     assert_eq!(
@@ -148,10 +154,7 @@ async fn a_failing_server_keeps_the_login_and_every_waiter_gets_the_same_error()
     let results = burst(&c, 100).await;
     assert_eq!(s.state.refreshes(), 1);
     for r in &results {
-        assert!(
-            matches!(r, Err(Error::Api { status: 503, .. })),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(Error::Api { status: 503, .. })), "{r:?}");
     }
     assert_eq!(store.load().await.unwrap(), before, "tokens kept");
     // The server is back: the next call refreshes again and succeeds.
@@ -273,10 +276,7 @@ async fn without_proactive_refresh_an_expired_token_is_sent_and_rescued_by_the_4
     c.login(USER, PASSWORD).await.unwrap();
     clock.advance(Duration::from_secs(3600));
     s.state.revoke_access_tokens(); // what the server does with an expired token
-    let v: Value = c
-        .post_json("/api/echo/", &json!({"n": 1}))
-        .await
-        .unwrap();
+    let v: Value = c.post_json("/api/echo/", &json!({"n": 1})).await.unwrap();
     assert_eq!(v, json!({"echo": {"n": 1}}), "the retry carried the body");
     assert_eq!(s.state.refreshes(), 1);
     assert_eq!(s.state.refused_calls.load(Ordering::SeqCst), 1);
@@ -385,7 +385,11 @@ async fn a_401_that_is_not_about_the_token_is_handed_back_untouched() {
         json!({"detail": "Upstream says no"})
     );
     assert_eq!(s.state.refreshes(), 0);
-    assert_eq!(s.state.protected_calls.load(Ordering::SeqCst), 1, "no retry");
+    assert_eq!(
+        s.state.protected_calls.load(Ordering::SeqCst),
+        1,
+        "no retry"
+    );
 }
 
 #[tokio::test]
@@ -395,7 +399,10 @@ async fn a_token_refused_again_after_the_refresh_is_not_retried_twice() {
     s.state.refuse_all.store(true, Ordering::SeqCst);
     let res = c.get("/api/thing/").send().await.unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "token_not_valid");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "token_not_valid"
+    );
     assert_eq!(s.state.protected_calls.load(Ordering::SeqCst), 2);
     assert_eq!(s.state.refreshes(), 1);
 }

@@ -237,7 +237,10 @@ mod tests {
         let o: ObtainResponse = serde_json::from_value(json!({"access": "a"})).unwrap();
         assert_eq!(o.refresh, None);
         assert_eq!(
-            serde_json::to_value(RefreshRequest { refresh: "r".into() }).unwrap(),
+            serde_json::to_value(RefreshRequest {
+                refresh: "r".into()
+            })
+            .unwrap(),
             json!({"refresh": "r"})
         );
         assert_eq!(
