@@ -208,6 +208,12 @@ struct State {
     /// Bumped on every change of `tokens`: a refresh applies its result only if nothing else
     /// (a login, a logout) changed them meanwhile.
     generation: u64,
+    /// Why there are no tokens, when a refused refresh ended the login: every later call gets
+    /// that same error rather than a bare `NotLoggedIn`, until the next login.
+    ended: Option<Error>,
+    /// The last write to the store failed: it holds older tokens than memory, so it is not read
+    /// back before a refresh (its refresh token may be spent).
+    store_behind: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +225,11 @@ enum Freshness {
 }
 
 impl State {
+    /// The error for "there are no tokens".
+    fn logged_out(&self) -> Error {
+        self.ended.clone().unwrap_or(Error::NotLoggedIn)
+    }
+
     fn install(&mut self, tokens: Option<Tokens>) {
         self.times = tokens
             .as_ref()
@@ -356,19 +367,33 @@ impl Inner {
             }) if st.freshness(self.now_ms(), Some(Duration::ZERO)) != Freshness::Expired => {
                 Ok(a.clone())
             }
-            _ => Err(Error::NotLoggedIn),
+            _ => Err(st.logged_out()),
         }
+    }
+
+    /// Saves `tokens` (or clears the store), noting whether the store is now behind memory.
+    async fn persist(&self, tokens: Option<&Tokens>) -> Result<()> {
+        let r = match tokens {
+            Some(t) => self.bounded(self.store.save(t)).await,
+            None => self.bounded(self.store.clear()).await,
+        };
+        self.state().store_behind = r.is_err();
+        r
     }
 
     /// The refresh itself: one run per flight.
     async fn refresh_op(self: Arc<Inner>) -> Result<String> {
-        let (generation, in_memory) = {
+        let (generation, in_memory, store_behind) = {
             let st = self.state();
-            (st.generation, st.tokens.clone())
+            (st.generation, st.tokens.clone(), st.store_behind)
         };
         // Another process sharing the store may have refreshed already: its refresh token is
         // the live one (ours is spent), and its access token may be good to use as it is.
-        let stored = self.bounded(self.store.load()).await.ok().flatten();
+        let stored = if store_behind {
+            None
+        } else {
+            self.bounded(self.store.load()).await.ok().flatten()
+        };
         let current = match (stored, in_memory) {
             (Some(s), Some(m)) if s.refresh != m.refresh => {
                 let mut probe = State {
@@ -393,7 +418,7 @@ impl Inner {
             }
             (_, Some(m)) => m,
             (Some(s), None) => s,
-            (None, None) => return Err(Error::NotLoggedIn),
+            (None, None) => return Err(self.state().logged_out()),
         };
 
         let sent = self.now_ms();
@@ -426,9 +451,10 @@ impl Inner {
                 }
                 st.generation += 1;
                 st.install(Some(tokens.clone()));
+                st.ended = None;
                 Inner::note_skew(&mut st, &r.access, sent, received);
             }
-            self.bounded(self.store.save(&tokens)).await?;
+            self.persist(Some(&tokens)).await?;
             return Ok(r.access);
         }
 
@@ -446,9 +472,10 @@ impl Inner {
                 }
                 st.generation += 1;
                 st.install(None);
+                st.ended = Some(ended.clone());
             }
             // The tokens are dead either way; a failure to forget them is not the news.
-            let _ = self.bounded(self.store.clear()).await;
+            let _ = self.persist(None).await;
             return Err(ended);
         }
         // 5xx, 429, …: the login may be fine; keep it, and let a later call try again.
@@ -569,16 +596,14 @@ impl Client {
             let mut st = inner.state();
             st.generation += 1;
             st.install(tokens.clone());
+            st.ended = None;
             st.skew_ms = 0;
             if let Some((access, sent, received)) = timing {
                 Inner::note_skew(&mut st, access, sent, received);
             }
         }
         let _ = inner.loaded.set(());
-        match &tokens {
-            Some(t) => inner.bounded(inner.store.save(t)).await,
-            None => inner.bounded(inner.store.clear()).await,
-        }
+        inner.persist(tokens.as_ref()).await
     }
 
     /// Logs out: the login's refresh family is revoked with `POST /api/token/blacklist/`, and
@@ -634,7 +659,7 @@ impl Client {
         let (access, freshness) = {
             let st = inner.state();
             let Some(t) = &st.tokens else {
-                return Err(Error::NotLoggedIn);
+                return Err(st.logged_out());
             };
             (t.access.clone(), st.freshness(inner.now_ms(), inner.margin))
         };

@@ -7,6 +7,7 @@ use fake::{FakeServer, PASSWORD, RefreshMode, USER, http};
 use sekisho_client::{Client, Error, FileStore, ManualClock, MemoryStore, TokenStore, Tokens};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -135,11 +136,18 @@ async fn a_refused_refresh_ends_the_login_for_every_waiter_at_once() {
     }
     assert_eq!(store.load().await.unwrap(), None, "stored tokens cleared");
     assert!(!c.is_logged_in().await.unwrap());
-    assert!(matches!(
-        c.get_json::<Value>("/api/thing/").await,
-        Err(Error::NotLoggedIn)
-    ));
+    // Later calls get the same news, without asking the server again, until the next login.
+    let later = c.get_json::<Value>("/api/thing/").await.unwrap_err();
+    assert!(
+        matches!(&later, Error::SessionEnded { status: 401, .. }),
+        "{later:?}"
+    );
     assert_eq!(s.state.refreshes(), 1);
+    c.login(USER, PASSWORD).await.unwrap();
+    s.state.set_mode(RefreshMode::Rotate);
+    assert!(c.get_json::<Value>("/api/thing/").await.is_ok());
+    c.logout().await.unwrap();
+    assert!(matches!(c.access_token().await, Err(Error::NotLoggedIn)));
 }
 
 #[tokio::test]
@@ -405,4 +413,50 @@ async fn a_token_refused_again_after_the_refresh_is_not_retried_twice() {
     );
     assert_eq!(s.state.protected_calls.load(Ordering::SeqCst), 2);
     assert_eq!(s.state.refreshes(), 1);
+}
+
+/// A memory store whose saves fail while `fail` is set.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    fail: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for FlakyStore {
+    async fn load(&self) -> std::io::Result<Option<Tokens>> {
+        self.inner.load().await
+    }
+    async fn save(&self, tokens: &Tokens) -> std::io::Result<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.inner.save(tokens).await
+    }
+    async fn clear(&self) -> std::io::Result<()> {
+        self.inner.clear().await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_save_is_reported_and_the_rotated_token_in_memory_stays_live() {
+    let s = FakeServer::start().await;
+    let store = Arc::new(FlakyStore::default());
+    let c = logged_in(&s, store.clone()).await;
+    store.fail.store(true, Ordering::SeqCst);
+    let e = c.refresh().await.unwrap_err();
+    assert!(matches!(e, Error::Store(_)), "{e:?}");
+    // The store still holds the spent refresh token; memory holds its successor, and the
+    // next refresh presents that one (the fake accepts only the live token).
+    let spent = store.load().await.unwrap().unwrap().refresh;
+    assert_ne!(Some(spent), s.state.live_refresh.lock().unwrap().clone());
+    assert!(c.get_json::<Value>("/api/thing/").await.is_ok());
+    store.fail.store(false, Ordering::SeqCst);
+    c.refresh().await.unwrap();
+    assert_eq!(s.state.refreshes(), 2);
+    assert_eq!(
+        store.load().await.unwrap().map(|t| t.refresh),
+        s.state.live_refresh.lock().unwrap().clone(),
+        "in sync again"
+    );
 }

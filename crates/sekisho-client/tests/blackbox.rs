@@ -126,7 +126,10 @@ async fn assert_all_fail_promptly(what: &str, s: &Server, client: &Client, store
     );
     assert_eq!(s.refresh_count().await, 1, "exactly one refresh attempt");
     assert_eq!(store.load().await.unwrap(), None, "the store was cleared");
-    assert!(matches!(client.me().await, Err(Error::NotLoggedIn)));
+    assert!(matches!(
+        client.me().await,
+        Err(Error::SessionEnded { status: 401, .. })
+    ));
     assert_eq!(s.refresh_count().await, 1);
     eprintln!("{TASKS} tasks, {what}: 1 refresh attempt, all failed in {took:?}");
 }
@@ -143,6 +146,19 @@ async fn a_revoked_family_fails_every_task_promptly() {
     assert_all_fail_promptly("family blacklisted", &s, &client, &store).await;
     let results = s.refreshes().await;
     assert_eq!(results, vec![("revoked".to_string(), 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_family_fails_every_task_promptly_on_the_401_path_too() {
+    let s = Server::start(&[]);
+    // All 100 send the expired token; the refused ones that arrive after the refresh has
+    // failed get the same error without another attempt.
+    let (client, store, refresh) = expired_login(&s, false).await;
+    let (status, _) = s
+        .post_json("/api/token/blacklist/", json!({"refresh": refresh}))
+        .await;
+    assert_eq!(status, 200);
+    assert_all_fail_promptly("family blacklisted, 401 path", &s, &client, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
