@@ -21,6 +21,8 @@ cargo fmt --all --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The Rust client's optional reqwest-middleware adapter (off in the workspace build).
+cargo clippy -p sekisho-client --all-targets --features reqwest-middleware --locked -- -D warnings
 
 step "services"
 # PostgreSQL and Redis are part of the suite: an unreachable service is a failure, not a skip.
@@ -51,6 +53,7 @@ fi
 
 step "Rust tests (black-box suite on SQLite; store conformance on SQLite, PostgreSQL and Redis)"
 cargo test --workspace --locked
+cargo test -p sekisho-client --features reqwest-middleware --test middleware --locked
 
 # The whole black-box suite again on each shared backend (outage tests start their own
 # private servers and run once, above).
