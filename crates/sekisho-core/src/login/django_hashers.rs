@@ -310,3 +310,192 @@ fn hex_lower(bytes: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUR: Argon2Params = Argon2Params { m: 64, t: 1, p: 1 };
+
+    /// One valid vector per format (from tests/fixtures/django_hashes.jsonl), password "hunter2".
+    const VALID: &[&str] = &[
+        "pbkdf2_sha256$1000$BcToKwTYPrNxn2u1CPvtcz$d5+2FKru8fO2fWI60pkhyZCMoreOF0gErlODTt7/PhA=",
+        "argon2$argon2id$v=19$m=64,t=1,p=2$V0dRT1R3eFNGMEZMMHFIa3V2VWtzSA$A3ado4fewQmNIg0ZFEJTFhtDqJp357xun8IC0Ug8vc4",
+        "bcrypt_sha256$$2b$04$nfBUS2k31RoEK9B/wiYaQuBmWAC/LjqH6L7OVzBm5i11QhAQXzRwe",
+        "sha1$JF84aqV9nWqnICHKc0xIXC$6d5c55e500f8e2b55b95fd9af2c4f2cf4befed59",
+    ];
+
+    #[test]
+    fn valid_vectors_match() {
+        for v in VALID {
+            assert_eq!(
+                check(CUR, "hunter2", v),
+                Checked::Hashed {
+                    ok: true,
+                    upgrade: true
+                },
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_or_altered_values_never_match_and_never_panic() {
+        for v in VALID {
+            for cut in 0..v.len() {
+                let s = &v[..cut];
+                assert!(
+                    !matches!(check(CUR, "hunter2", s), Checked::Hashed { ok: true, .. }),
+                    "{s}"
+                );
+            }
+            // Every character changed in turn (including a multi-byte one mid-string).
+            for (i, _) in v.char_indices() {
+                for repl in ["$", "é", "0", "="] {
+                    let s = format!("{}{repl}{}", &v[..i], &v[i + 1..]);
+                    if s == *v {
+                        continue;
+                    }
+                    assert!(
+                        !matches!(check(CUR, "hunter2", &s), Checked::Hashed { ok: true, .. }),
+                        "{s}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unusable_unsupported_and_malformed_values_do_no_hashing() {
+        for s in [
+            "",
+            "!",
+            "!Zr4lFgCKRQWNQj2kmjGK0ZzuTwRm3PElzD4VqpbD",
+            "crypt$$MnDgobUnVuuWE",
+            "argon2$argon2d$v=19$m=64,t=1,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2id$v=18$m=64,t=1,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2id$v=19$m=64,m=64,t=1,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2id$v=19$m=64,t=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2id$v=19$m=1,t=1,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "pbkdf2_sha256$0$salt$AAAA",
+            "pbkdf2_sha256$-1$salt$AAAA",
+            "pbkdf2_sha256$1000$$AAAA",
+            "pbkdf2_sha256$1000$salt",
+            "bcrypt$$2x$04$nfBUS2k31RoEK9B/wiYaQuBmWAC/LjqH6L7OVzBm5i11QhAQXzRwe",
+            "bcrypt$$2b$03$nfBUS2k31RoEK9B/wiYaQuBmWAC/LjqH6L7OVzBm5i11QhAQXzRwe",
+            "bcrypt$$2b$+4$nfBUS2k31RoEK9B/wiYaQuBmWAC/LjqH6L7OVzBm5i11QhAQXzRwe",
+            "bcrypt$$2b$04$é",
+            "scrypt$1000$salt$8$1$AAAA",
+            "scrypt$1024$salt$0$1$AAAA",
+            "scrypt$1024$salt$8$0$AAAA",
+            "scrypt$1024$salt$8$1",
+            "scrypt$1024$salt$8$1$AAAA$extra",
+            "unsalted_md5$$5f4dcc3b5aa765d61d8327deb882cf99",
+            "deadbeef",
+            "no-dollar-sign-at-all-and-33-chrs",
+            "md5",
+            "sha1$",
+        ] {
+            assert_eq!(check(CUR, "hunter2", s), Checked::Unusable, "{s}");
+        }
+        let long = format!("md5$$${}", "a".repeat(MAX_STORED_LEN));
+        assert_eq!(check(CUR, "x", &long), Checked::Unusable);
+    }
+
+    #[test]
+    fn absurd_cost_parameters_are_refused_before_hashing() {
+        // Each would take minutes or gigabytes if it were computed; refused at once.
+        let start = std::time::Instant::now();
+        for s in [
+            "pbkdf2_sha256$4294967295$salt$AAAA",
+            "pbkdf2_sha1$10000001$salt$AAAA",
+            "argon2$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2id$v=19$m=1048576,t=5,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2id$v=19$m=64,t=4294967295,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "argon2$argon2i$m=64,t=1,p=16777215$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "bcrypt$$2b$31$nfBUS2k31RoEK9B/wiYaQuBmWAC/LjqH6L7OVzBm5i11QhAQXzRwe",
+            "bcrypt_sha256$$2b$17$nfBUS2k31RoEK9B/wiYaQuBmWAC/LjqH6L7OVzBm5i11QhAQXzRwe",
+            "scrypt$1073741824$salt$8$1$AAAA",
+            "scrypt$1048576$salt$8$1$AAAA",
+            "scrypt$16384$salt$8$1000$AAAA",
+            "scrypt$9223372036854775808$salt$4294967295$4294967295$AAAA",
+        ] {
+            assert_eq!(check(CUR, "hunter2", s), Checked::Unusable, "{s}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_configured_argon2_parameters_are_never_out_of_bounds() {
+        let big = Argon2Params {
+            m: 4 * 1024 * 1024,
+            t: 64,
+            p: 16,
+        };
+        assert!(argon2_within_bounds(big, big));
+        assert!(!argon2_within_bounds(big, CUR));
+        // Django's default is well inside.
+        let django = Argon2Params {
+            m: 102_400,
+            t: 2,
+            p: 8,
+        };
+        assert!(argon2_within_bounds(django, CUR));
+    }
+
+    #[test]
+    fn only_the_current_argon2id_asks_for_no_upgrade() {
+        let salt = b"somesaltsalt";
+        let out = argon2_raw_alg(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            CUR,
+            b"pw",
+            salt,
+            32,
+        )
+        .unwrap();
+        let s = format!(
+            "argon2$argon2id$v=19$m=64,t=1,p=1${}${}",
+            STANDARD_NO_PAD.encode(salt),
+            STANDARD_NO_PAD.encode(out)
+        );
+        assert_eq!(
+            check(CUR, "pw", &s),
+            Checked::Hashed {
+                ok: true,
+                upgrade: false
+            }
+        );
+        let other = Argon2Params { m: 128, t: 1, p: 1 };
+        assert_eq!(
+            check(other, "pw", &s),
+            Checked::Hashed {
+                ok: true,
+                upgrade: true
+            }
+        );
+    }
+
+    #[test]
+    fn legacy_digests_are_computed_as_django_does() {
+        // md5("password") and sha1("password"), the well-known values.
+        let md5 = "5f4dcc3b5aa765d61d8327deb882cf99";
+        let sha1 = "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8";
+        let ok = Checked::Hashed {
+            ok: true,
+            upgrade: true,
+        };
+        assert_eq!(check(CUR, "password", md5), ok);
+        assert_eq!(check(CUR, "password", &format!("md5$${md5}")), ok);
+        assert_eq!(check(CUR, "password", &format!("sha1$${sha1}")), ok);
+        // Django compares the lowercase hex it writes; an uppercased digest is not its value.
+        assert_eq!(
+            check(CUR, "password", &md5.to_uppercase()),
+            Checked::Hashed {
+                ok: false,
+                upgrade: true
+            }
+        );
+    }
+}
