@@ -50,7 +50,11 @@ async fn every_django_vector_verifies_and_asks_for_an_upgrade() {
     });
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{path}:{}: {e}", n + 1));
         let field = |k: &str| {

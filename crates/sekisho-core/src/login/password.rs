@@ -7,9 +7,9 @@
 //! in line instead of starving token and session checks). An unknown user is checked against a
 //! dummy hash of the same cost, so timing does not reveal which usernames exist.
 
+use super::django_hashers::Checked;
 use crate::config::PasswordsConfig;
 use base64::Engine;
-use super::django_hashers::Checked;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
