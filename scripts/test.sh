@@ -68,6 +68,9 @@ FUZZ_TARGET_DIR="${CARGO_TARGET_DIR}-fuzz" scripts/fuzz.sh
 step "property-based API test from the OpenAPI document (schemathesis; SQLite and PostgreSQL)"
 scripts/schemathesis.sh
 
+step "Django password formats against fresh vectors from Django's own hashers"
+scripts/django_hashers.sh
+
 npm_ci() { npm ci --no-audit --no-fund --loglevel=error; }
 
 step "browser client (clients/js): typecheck, unit tests, build"

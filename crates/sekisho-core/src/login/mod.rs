@@ -2,6 +2,7 @@
 //! throttling in front (DESIGN §6). Both ways of logging in (session and token) go through
 //! [`Auth::check_password`]; second factors land here next.
 
+mod django_hashers;
 pub mod password;
 pub mod throttle;
 

@@ -1,17 +1,17 @@
 //! Password hashing. Argon2id by default, stored in Django's `argon2$argon2id$…` format so a
-//! user table can move between Django and sekisho in both directions; Django's
-//! `pbkdf2_sha256$…` hashes verify too and are upgraded on the next successful login.
+//! user table can move between Django and sekisho in both directions; every other format Django
+//! stores verifies too ([`super::django_hashers`]) and is upgraded on the next successful login.
 //!
 //! Hashing is deliberately slow, so it never runs on an async worker: every hash goes to a
 //! blocking thread behind a semaphore that bounds how many run at once (a login flood then waits
 //! in line instead of starving token and session checks). An unknown user is checked against a
 //! dummy hash of the same cost, so timing does not reveal which usernames exist.
 
+use super::django_hashers::Checked;
 use crate::config::PasswordsConfig;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +30,10 @@ pub enum Verification {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Argon2Params {
-    m: u32,
-    t: u32,
-    p: u32,
+pub(super) struct Argon2Params {
+    pub(super) m: u32,
+    pub(super) t: u32,
+    pub(super) p: u32,
 }
 
 #[derive(Clone)]
@@ -101,8 +101,16 @@ impl Passwords {
             .unwrap_or_else(|| self.dummy.to_string());
         let password = password.to_owned();
         let current = self.params;
+        let dummy = self.dummy.clone();
         let v = self
-            .blocking(move || Ok(verify_sync(current, &password, &stored)))
+            .blocking(move || {
+                Ok(verify_sync(current, &password, &stored).unwrap_or_else(|| {
+                    // Nothing was hashed (an unusable or unreadable stored value): spend the
+                    // time a real check takes, as Django does, then refuse.
+                    let _ = verify_sync(current, &password, &dummy);
+                    Verification::Mismatch
+                }))
+            })
             .await
             .unwrap_or(Verification::Mismatch);
         if is_real { v } else { Verification::Mismatch }
@@ -129,11 +137,19 @@ fn argon2_raw(
     salt: &[u8],
     len: usize,
 ) -> Result<Vec<u8>, PasswordError> {
-    argon2_raw_alg(argon2::Algorithm::Argon2id, p, password, salt, len)
+    argon2_raw_alg(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        p,
+        password,
+        salt,
+        len,
+    )
 }
 
-fn argon2_raw_alg(
+pub(super) fn argon2_raw_alg(
     alg: argon2::Algorithm,
+    version: argon2::Version,
     p: Argon2Params,
     password: &[u8],
     salt: &[u8],
@@ -141,7 +157,7 @@ fn argon2_raw_alg(
 ) -> Result<Vec<u8>, PasswordError> {
     let params = argon2::Params::new(p.m, p.t, p.p, Some(len))
         .map_err(|e| PasswordError::Hash(e.to_string()))?;
-    let ctx = argon2::Argon2::new(alg, argon2::Version::V0x13, params);
+    let ctx = argon2::Argon2::new(alg, version, params);
     let mut out = vec![0u8; len];
     let mut memory = WorkingMemory::take(ctx.params().block_count());
     let hashed = ctx.hash_password_into_with_memory(password, salt, &mut out, &mut memory.0[..]);
@@ -196,77 +212,20 @@ fn format_argon2(p: Argon2Params, salt: &[u8], hash: &[u8]) -> String {
     )
 }
 
-fn verify_sync(current: Argon2Params, password: &str, stored: &str) -> Verification {
-    let (ok, upgrade) = if let Some(rest) = stored.strip_prefix("argon2$") {
-        match verify_argon2(password, rest) {
-            Some((ok, alg, params)) => (ok, alg != "argon2id" || params != current),
-            None => (false, false),
-        }
-    } else if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
-        (verify_pbkdf2_sha256(password, rest).unwrap_or(false), true)
-    } else {
-        // Unusable passwords (`!…`) and formats not supported never match.
-        (false, false)
-    };
-    if ok {
-        Verification::Match { upgrade }
-    } else {
-        Verification::Mismatch
+/// `None` when the stored value is unusable, malformed, unsupported or out of bounds, so that
+/// the caller can spend a real hash's time on it.
+fn verify_sync(current: Argon2Params, password: &str, stored: &str) -> Option<Verification> {
+    match super::django_hashers::check(current, password, stored) {
+        Checked::Hashed { ok: true, upgrade } => Some(Verification::Match { upgrade }),
+        Checked::Hashed { ok: false, .. } => Some(Verification::Mismatch),
+        Checked::Unusable => None,
     }
-}
-
-/// `argon2id$v=19$m=…,t=…,p=…$salt$hash` (Django's format after its `argon2$` prefix).
-fn verify_argon2(password: &str, rest: &str) -> Option<(bool, &'static str, Argon2Params)> {
-    let mut parts = rest.split('$');
-    let (alg_name, alg) = match parts.next()? {
-        "argon2id" => ("argon2id", argon2::Algorithm::Argon2id),
-        "argon2i" => ("argon2i", argon2::Algorithm::Argon2i),
-        _ => return None,
-    };
-    if parts.next()? != "v=19" {
-        return None;
-    }
-    let mut params = Argon2Params { m: 0, t: 0, p: 0 };
-    for kv in parts.next()?.split(',') {
-        let (k, v) = kv.split_once('=')?;
-        let v: u32 = v.parse().ok()?;
-        match k {
-            "m" => params.m = v,
-            "t" => params.t = v,
-            "p" => params.p = v,
-            _ => return None,
-        }
-    }
-    let salt = STANDARD_NO_PAD.decode(parts.next()?).ok()?;
-    let expected = STANDARD_NO_PAD.decode(parts.next()?).ok()?;
-    if parts.next().is_some() || expected.len() < 16 || expected.len() > 64 {
-        return None;
-    }
-    // Refuse absurd stored parameters rather than let a crafted hash exhaust memory.
-    if params.m > 4 * 1024 * 1024 || params.t > 64 || params.p > 64 {
-        return None;
-    }
-    let got = argon2_raw_alg(alg, params, password.as_bytes(), &salt, expected.len()).ok()?;
-    Some((bool::from(got.ct_eq(&expected)), alg_name, params))
-}
-
-/// Django's `pbkdf2_sha256$iterations$salt$base64(hash)`.
-fn verify_pbkdf2_sha256(password: &str, rest: &str) -> Option<bool> {
-    let mut parts = rest.splitn(3, '$');
-    let iterations: u32 = parts.next()?.parse().ok()?;
-    let salt = parts.next()?;
-    let expected = STANDARD.decode(parts.next()?).ok()?;
-    if iterations == 0 || iterations > 10_000_000 || expected.is_empty() || expected.len() > 64 {
-        return None;
-    }
-    let mut got = vec![0u8; expected.len()];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut got);
-    Some(bool::from(got.ct_eq(&expected)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
 
     fn fast() -> Passwords {
         Passwords::new(&PasswordsConfig {
@@ -339,6 +298,7 @@ mod tests {
         let params = Argon2Params { m: 64, t: 1, p: 1 };
         let out = argon2_raw_alg(
             argon2::Algorithm::Argon2i,
+            argon2::Version::V0x13,
             params,
             b"hunter2",
             b"somesaltsalt",
