@@ -6,7 +6,8 @@
 #   3. the browser client (clients/js): typecheck, Vitest unit tests, build; the Vue demo's build,
 #   4. real-browser tests: headless Debian Chromium driven by playwright-core,
 #   and between them bounded fuzzing of the parsers (scripts/fuzz.sh) and the property-based
-#   API test generated from the OpenAPI document (scripts/schemathesis.sh).
+#   API test generated from the OpenAPI document (scripts/schemathesis.sh), and Django's own
+#   password hashers checked against sekisho's verifier (scripts/django_hashers.sh).
 # Installs what it needs (Debian's chromium and nginx, cargo-fuzz, the npm packages from their
 # lockfiles) when missing.
 set -euo pipefail
