@@ -373,11 +373,18 @@ pub fn plan_manual_rotation(
 ) -> Result<KeyAction, KeyProblem> {
     let sched = schedule(records, s.verify_tail);
     let current = current_generation(&sched, now);
+    // "At once" is the next whole second: every token issued so far (whole-second `iat`)
+    // keeps the key that signed it, so re-signing one inside the grace window still gives
+    // the same bytes. With nothing signing, it is now.
     let at = |published: Timestamp| {
-        if immediately || current.is_none() {
+        if current.is_none() {
             now
+        } else if immediately {
+            now.plus(Duration::from_secs(1))
         } else {
-            published.plus(s.publish_ahead).max(now)
+            published
+                .plus(s.publish_ahead)
+                .max(now.plus(Duration::from_secs(1)))
         }
     };
     match pending(records, current, now) {
@@ -594,6 +601,9 @@ impl Auth {
         now: Timestamp,
     ) -> Result<bool, AuthError> {
         let m = self.managed()?;
+        // Tokens carry whole seconds and the signer is chosen by `iat`: a key scheduled at a
+        // second's start signs every token issued in that second.
+        let whole = |t: Timestamp| Timestamp::from_secs(t.secs());
         match action {
             KeyAction::Insert {
                 generation,
@@ -610,14 +620,14 @@ impl Auth {
                     public_jwk: serde_json::Value::Object(jwk).to_string(),
                     private_key: m.kek.seal(key.kid(), algorithm.name(), &der),
                     created_at: now,
-                    activate_at: *activate_at,
+                    activate_at: activate_at.map(whole),
                     retired_at: None,
                     revoked: false,
                 };
                 Ok(self.key_store.insert_key(&record).await?)
             }
             KeyAction::Schedule { kid, was, at } => {
-                Ok(self.key_store.schedule_key(kid, *was, *at).await?)
+                Ok(self.key_store.schedule_key(kid, *was, whole(*at)).await?)
             }
         }
     }

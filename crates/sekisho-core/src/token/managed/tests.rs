@@ -180,17 +180,18 @@ fn manual_rotation() {
         Ok(KeyAction::Insert {
             generation: 2,
             algorithm: SignatureAlgorithm::EdDSA,
-            activate_at: Some(t(DAY)),
+            activate_at: Some(t(DAY + 1000)),
         })
     );
-    // A key generated an hour ago has been published long enough: it signs at once.
+    // A key generated an hour ago has been published long enough: it signs from the next
+    // second (tokens of this second keep their key).
     let standby = vec![rec("a", 1, 0, Some(0)), rec("b", 2, DAY - 60 * MIN, None)];
     assert_eq!(
         plan_manual_rotation(&standby, t(DAY), &s, false),
         Ok(KeyAction::Schedule {
             kid: "b".into(),
             was: None,
-            at: t(DAY),
+            at: t(DAY + 1000),
         })
     );
     let scheduled = vec![
@@ -206,7 +207,7 @@ fn manual_rotation() {
         Ok(KeyAction::Schedule {
             kid: "b".into(),
             was: Some(t(DAY + 10 * MIN)),
-            at: t(DAY),
+            at: t(DAY + 1000),
         })
     );
 }
