@@ -242,9 +242,11 @@ enum Inner {
         pair: lc::Ed25519KeyPair,
         public: ParsedPublicKey,
     },
+    /// Signed by `p256` (RFC 6979: deterministic), verified by aws-lc-rs (measured ~5x faster
+    /// than `p256`'s verification on the benchmark machine; verification needs no determinism).
     Es256 {
         signing: p256::ecdsa::SigningKey,
-        verifying: p256::ecdsa::VerifyingKey,
+        public: ParsedPublicKey,
     },
     Rs256 {
         pair: aws_lc_rs::rsa::KeyPair,
@@ -273,8 +275,9 @@ impl AsymmetricKey {
             SignatureAlgorithm::ES256 => {
                 use p256::pkcs8::DecodePrivateKey;
                 let signing = p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|_| bad())?;
-                let verifying = *signing.verifying_key();
-                let point = verifying.to_encoded_point(false);
+                let point = signing.verifying_key().to_encoded_point(false);
+                let public = ParsedPublicKey::new(&lc::ECDSA_P256_SHA256_FIXED, point.as_bytes())
+                    .map_err(|_| bad())?;
                 let (Some(x), Some(y)) = (point.x(), point.y()) else {
                     return Err(bad());
                 };
@@ -282,7 +285,7 @@ impl AsymmetricKey {
                 jwk.insert("kty".into(), "EC".into());
                 jwk.insert("x".into(), b64(x));
                 jwk.insert("y".into(), b64(y));
-                Inner::Es256 { signing, verifying }
+                Inner::Es256 { signing, public }
             }
             SignatureAlgorithm::RS256 => {
                 let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|_| bad())?;
@@ -430,12 +433,9 @@ impl TokenKey for AsymmetricKey {
     fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
         match &self.inner {
             Inner::Ed25519 { public, .. } => public.verify_sig(signing_input, signature).is_ok(),
-            Inner::Es256 { verifying, .. } => {
-                use p256::ecdsa::signature::Verifier;
+            Inner::Es256 { public, .. } => {
                 // JWS carries r ‖ s, 32 bytes each (RFC 7518 §3.4), never DER.
-                signature.len() == 64
-                    && p256::ecdsa::Signature::from_slice(signature)
-                        .is_ok_and(|s| verifying.verify(signing_input, &s).is_ok())
+                signature.len() == 64 && public.verify_sig(signing_input, signature).is_ok()
             }
             Inner::Rs256 { public, .. } => public.verify_sig(signing_input, signature).is_ok(),
         }
