@@ -565,33 +565,6 @@ impl FamilyStore for CachedFamilies {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sekisho_core::clock::ManualClock;
-
-    #[test]
-    fn entries_expire_after_the_ttl_and_the_map_stays_bounded() {
-        let clock = ManualClock::at(Timestamp(1_000));
-        let c: TtlCache<u32, &str> =
-            TtlCache::new(Duration::from_millis(250), 32, Arc::new(clock.clone()));
-        c.insert(1, "a");
-        assert_eq!(c.get(&1), Some("a"));
-        clock.advance(Duration::from_millis(249));
-        assert_eq!(c.get(&1), Some("a"));
-        clock.advance(Duration::from_millis(1));
-        assert_eq!(c.get(&1), None);
-        for i in 0..10_000 {
-            c.insert(i, "x");
-        }
-        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(total <= 32, "bounded: {total}");
-        c.insert(7, "y");
-        c.remove_where(|v| *v == "y");
-        assert_eq!(c.get(&7), None);
-    }
-}
-
 /// The key store, with key changes broadcast: every other process re-reads its key ring when
 /// this one rotates or retires a key (the keys themselves are not cached here; each process
 /// holds its ring).
@@ -637,5 +610,32 @@ impl KeyStore for CachedKeys {
     fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.caches.bus.get()?;
         Some(self.caches.key_changes.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sekisho_core::clock::ManualClock;
+
+    #[test]
+    fn entries_expire_after_the_ttl_and_the_map_stays_bounded() {
+        let clock = ManualClock::at(Timestamp(1_000));
+        let c: TtlCache<u32, &str> =
+            TtlCache::new(Duration::from_millis(250), 32, Arc::new(clock.clone()));
+        c.insert(1, "a");
+        assert_eq!(c.get(&1), Some("a"));
+        clock.advance(Duration::from_millis(249));
+        assert_eq!(c.get(&1), Some("a"));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(c.get(&1), None);
+        for i in 0..10_000 {
+            c.insert(i, "x");
+        }
+        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(total <= 32, "bounded: {total}");
+        c.insert(7, "y");
+        c.remove_where(|v| *v == "y");
+        assert_eq!(c.get(&7), None);
     }
 }

@@ -130,7 +130,7 @@ async fn a_new_key_is_published_ahead_signs_on_time_and_the_old_one_verifies_unt
     .await;
     let (a0, _) = h.token_pair("alice", PASSWORD).await;
     let a = kid(&a0);
-    assert_eq!(jwks_kids(&h).await, [a.clone()]);
+    assert_eq!(jwks_kids(&h).await, std::slice::from_ref(&a));
     h.advance(Duration::from_secs(2 * DAY - 11 * MIN));
     h.maintain_keys().await;
     assert_eq!(jwks_kids(&h).await.len(), 1, "not yet within publish-ahead");
@@ -168,7 +168,7 @@ async fn a_new_key_is_published_ahead_signs_on_time_and_the_old_one_verifies_unt
     // Then the old key goes: out of the JWKS, out of the store.
     h.advance(Duration::from_secs(3));
     h.maintain_keys().await;
-    assert_eq!(jwks_kids(&h).await, [b.clone()]);
+    assert_eq!(jwks_kids(&h).await, std::slice::from_ref(&b));
     let listed: Vec<String> = h
         .auth
         .list_keys()
@@ -254,7 +254,7 @@ async fn retired_keys_verify_until_their_tokens_expire_and_revoked_keys_verify_n
     assert_eq!(info.state, KeyState::Revoked);
     let r = h.get_bearer("/api/auth/me/", &old_access).await;
     assert_eq!(r.status, 401, "{}", r.body);
-    assert_eq!(jwks_kids(&h).await, [next.kid.clone()]);
+    assert_eq!(jwks_kids(&h).await, std::slice::from_ref(&next.kid));
     let e = h.auth.retire_key("no-such-kid", false).await.unwrap_err();
     assert!(e.to_string().contains("no key"), "{e}");
 }

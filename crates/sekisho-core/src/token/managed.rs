@@ -272,11 +272,7 @@ pub enum KeyAction {
 
 /// The key after the signing one: the newest generation above it that is neither retired nor
 /// revoked and has not signed yet.
-fn pending<'a>(
-    records: &'a [KeyRecord],
-    current: Option<i64>,
-    now: Timestamp,
-) -> Option<&'a KeyRecord> {
+fn pending(records: &[KeyRecord], current: Option<i64>, now: Timestamp) -> Option<&KeyRecord> {
     records
         .iter()
         .filter(|r| current.is_none_or(|c| r.generation > c))
