@@ -15,6 +15,7 @@ use sekisho_core::Config;
 use sekisho_core::clock::SystemClock;
 use sekisho_core::login::password::Passwords;
 use sekisho_core::login::throttle::LoginThrottle;
+use sekisho_core::token::managed::KeyEncryptionKey;
 use sekisho_core::token::{HmacKey, SignatureAlgorithm, TokenPolicy};
 use std::sync::Arc;
 
@@ -37,13 +38,17 @@ fuzz_target!(|data: &[u8]| {
 
     // What `AuthBuilder::build` and `AppState::new` make of it.
     let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm).expect("validated");
-    let secret = config
-        .jwt
-        .signing_key
-        .as_ref()
-        .map_or(&[7u8; 64][..], |k| k.expose().as_bytes());
-    let key = HmacKey::new(algorithm, secret).expect("validated");
-    TokenPolicy::new(&config.jwt, Arc::new(key));
+    if algorithm.is_symmetric() {
+        let secret = config
+            .jwt
+            .signing_key
+            .as_ref()
+            .map_or(&[7u8; 64][..], |k| k.expose().as_bytes());
+        let key = HmacKey::new(algorithm, secret).expect("validated");
+        TokenPolicy::new(&config.jwt, Arc::new(key));
+    } else if let Some(kek) = &config.jwt.key_encryption_key {
+        KeyEncryptionKey::derive(kek.expose().as_bytes()).expect("validated");
+    }
     Passwords::new(&config.passwords);
     LoginThrottle::new(&config.throttle, Arc::new(SystemClock));
     HttpSettings::from_config(&config);

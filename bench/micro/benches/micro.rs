@@ -14,7 +14,9 @@ use sekisho_core::login::password::Passwords;
 use sekisho_core::random::hex128;
 use sekisho_core::session::{CsrfKey, hash_session_id, new_session_id};
 use sekisho_core::store::{FamilyStore, UserStore};
-use sekisho_core::token::{Claims, HmacKey, SignatureAlgorithm, TokenPolicy, TokenType};
+use sekisho_core::token::{
+    AsymmetricKey, Claims, HmacKey, SignatureAlgorithm, TokenPolicy, TokenType,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,20 +47,38 @@ fn access_claims() -> Claims {
     }
 }
 
+/// Token sign and verify per algorithm: HS256 (the default), EdDSA (recommended), ES256 and
+/// RS256 (2048-bit), each through the `TokenPolicy` the server uses, on an access token.
+#[divan::bench_group]
 mod token {
     use super::*;
 
-    #[divan::bench]
-    fn sign_hs256(b: Bencher) {
-        let p = policy();
-        let c = access_claims();
-        b.bench_local(|| p.sign(black_box(&c)));
+    const ALGS: [&str; 4] = ["HS256", "EdDSA", "ES256", "RS256"];
+
+    fn policy_of(alg: &str) -> TokenPolicy {
+        let alg = SignatureAlgorithm::parse(alg).expect("algorithm");
+        if alg.is_symmetric() {
+            return policy();
+        }
+        let key = AsymmetricKey::generate(alg).expect("key").0;
+        let cfg = JwtConfig {
+            algorithm: alg.name().into(),
+            ..JwtConfig::default()
+        };
+        TokenPolicy::new(&cfg, Arc::new(key))
     }
 
-    #[divan::bench]
-    fn verify_hs256(b: Bencher) {
-        let p = policy();
-        let token = p.sign(&access_claims());
+    #[divan::bench(args = ALGS)]
+    fn sign(b: Bencher, alg: &str) {
+        let p = policy_of(alg);
+        let c = access_claims();
+        b.bench_local(|| p.sign(black_box(&c)).expect("signed"));
+    }
+
+    #[divan::bench(args = ALGS)]
+    fn verify(b: Bencher, alg: &str) {
+        let p = policy_of(alg);
+        let token = p.sign(&access_claims()).expect("signed");
         let at = now();
         b.bench_local(|| {
             p.verify(black_box(&token), Some(TokenType::Access), at)

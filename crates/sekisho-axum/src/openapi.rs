@@ -42,6 +42,7 @@ pub const PATHS: &[&str] = &[
     "/readyz",
     "/metrics",
     "/api/openapi.json",
+    "/.well-known/jwks.json",
 ];
 
 #[cfg(test)]

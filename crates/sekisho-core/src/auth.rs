@@ -11,8 +11,11 @@ use crate::error::AuthError;
 use crate::login::password::Passwords;
 use crate::login::throttle::LoginThrottle;
 use crate::session::csrf::CsrfKey;
-use crate::store::{AuditStore, AuthzStore, FamilyStore, SessionStore, Stores, UserStore};
-use crate::token::{TokenKey, TokenPolicy};
+use crate::store::{
+    AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, Stores, UserStore,
+};
+use crate::token::managed::{KeyEncryptionKey, ManagedKeys, RotationSettings};
+use crate::token::{KeyRing, SignatureAlgorithm, TokenKey, TokenPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ pub(crate) struct TokenSettings {
     pub rotate: bool,
     pub grace: Duration,
     pub strict_access: bool,
+    pub algorithm: SignatureAlgorithm,
 }
 
 impl From<&JwtConfig> for TokenSettings {
@@ -36,6 +40,7 @@ impl From<&JwtConfig> for TokenSettings {
             rotate: c.rotate_refresh_tokens,
             grace: c.reuse_grace.0,
             strict_access: c.strict_access,
+            algorithm: SignatureAlgorithm::parse(&c.algorithm).unwrap_or(SignatureAlgorithm::HS256),
         }
     }
 }
@@ -75,7 +80,12 @@ pub struct Auth {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) authz: Arc<dyn AuthzStore>,
     pub(crate) audit: Arc<dyn AuditStore>,
+    pub(crate) key_store: Arc<dyn KeyStore>,
     pub(crate) tokens: TokenPolicy,
+    /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
+    pub(crate) managed_keys: Option<ManagedKeys>,
+    /// The config key a configured key came from (for `keys list` and refusals).
+    pub(crate) static_key_source: &'static str,
     pub(crate) csrf: CsrfKey,
     pub(crate) passwords: Passwords,
     pub(crate) clock: Arc<dyn Clock>,
@@ -91,6 +101,8 @@ impl Auth {
             stores: None,
             clock: None,
             key: None,
+            key_source: "jwt.signing_key",
+            kek: None,
             csrf: None,
         }
     }
@@ -124,6 +136,8 @@ pub struct AuthBuilder {
     stores: Option<Stores>,
     clock: Option<Arc<dyn Clock>>,
     key: Option<Arc<dyn TokenKey>>,
+    key_source: &'static str,
+    kek: Option<KeyEncryptionKey>,
     csrf: Option<CsrfKey>,
 }
 
@@ -139,8 +153,25 @@ impl AuthBuilder {
         self
     }
 
+    /// A configured key (an HMAC secret, or an asymmetric key from a PEM file) that signs and
+    /// verifies for ever. `source` names where it came from, for `keys list`.
     pub fn signing_key(mut self, key: Arc<dyn TokenKey>) -> Self {
         self.key = Some(key);
+        self
+    }
+
+    /// Where the configured key came from (`jwt.signing_key`, `jwt.signing_key_file`, or the
+    /// generated file), for `keys list`.
+    pub fn signing_key_source(mut self, source: &'static str) -> Self {
+        self.key_source = source;
+        self
+    }
+
+    /// Managed keys instead of a configured one: asymmetric keys of `jwt.algorithm` kept in
+    /// the key store, sealed with `kek`, rotated per `jwt.key_rotation_period`. The ring is
+    /// empty until [`Auth::maintain_keys`] has run once (the server runs it before it listens).
+    pub fn managed_keys(mut self, kek: KeyEncryptionKey) -> Self {
+        self.kek = Some(kek);
         self
     }
 
@@ -151,28 +182,65 @@ impl AuthBuilder {
     }
 
     pub fn build(self) -> Result<Auth, ConfigError> {
-        let key = self
-            .key
-            .ok_or_else(|| ConfigError("auth: no signing key given".into()))?;
         let csrf = self
             .csrf
             .ok_or_else(|| ConfigError("auth: no CSRF key given".into()))?;
         let config = &self.config;
-        if key.algorithm().name() != config.jwt.algorithm {
-            return Err(ConfigError(format!(
-                "jwt.algorithm: {} does not match the signing key ({})",
-                config.jwt.algorithm,
-                key.algorithm().name()
-            )));
-        }
-        // The grace window hands racing refreshes the identical successor by re-signing it;
-        // a key whose signatures differ each time would hand out two different tokens.
-        if !key.deterministic() && !config.jwt.reuse_grace.0.is_zero() {
-            return Err(ConfigError(format!(
-                "jwt.reuse_grace: {} signatures are not deterministic; set jwt.reuse_grace = 0",
-                key.algorithm().name()
-            )));
-        }
+        let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm)?;
+        let (tokens, managed_keys) = match (self.key, self.kek) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "auth: a configured signing key and managed keys are exclusive".into(),
+                ));
+            }
+            (None, None) => return Err(ConfigError("auth: no signing key given".into())),
+            (Some(key), None) => {
+                if key.algorithm() != algorithm {
+                    return Err(ConfigError(format!(
+                        "jwt.algorithm: {} does not match the signing key ({})",
+                        config.jwt.algorithm,
+                        key.algorithm().name()
+                    )));
+                }
+                // The grace window hands racing refreshes the identical successor by
+                // re-signing it; a key whose signatures differ each time would hand out two
+                // different tokens.
+                if !key.deterministic() && !config.jwt.reuse_grace.0.is_zero() {
+                    return Err(ConfigError(format!(
+                        "jwt.reuse_grace: {} signatures are not deterministic; set jwt.reuse_grace = 0",
+                        key.algorithm().name()
+                    )));
+                }
+                (TokenPolicy::new(&config.jwt, key), None)
+            }
+            (None, Some(kek)) => {
+                if algorithm.is_symmetric() {
+                    return Err(ConfigError(format!(
+                        "jwt.algorithm: {} keys are configured secrets; managed keys are EdDSA, ES256 or RS256",
+                        algorithm.name()
+                    )));
+                }
+                let jwt = &config.jwt;
+                let settings = RotationSettings {
+                    algorithm,
+                    period: jwt.key_rotation_period.0,
+                    publish_ahead: jwt.key_publish_ahead.0,
+                    verify_tail: jwt
+                        .refresh_token_lifetime
+                        .0
+                        .max(jwt.access_token_lifetime.0)
+                        + jwt.leeway.0,
+                };
+                (
+                    TokenPolicy::with_ring(jwt, KeyRing::default()),
+                    Some(ManagedKeys {
+                        kek,
+                        settings,
+                        reloaded: tokio::sync::Mutex::new(None),
+                    }),
+                )
+            }
+        };
         let stores = self
             .stores
             .ok_or_else(|| ConfigError("auth: no stores given".into()))?;
@@ -183,7 +251,10 @@ impl AuthBuilder {
             sessions: stores.sessions,
             authz: stores.authz,
             audit: stores.audit,
-            tokens: TokenPolicy::new(&config.jwt, key),
+            key_store: stores.keys,
+            tokens,
+            managed_keys,
+            static_key_source: self.key_source,
             csrf,
             passwords: Passwords::new(&config.passwords),
             throttle: LoginThrottle::new(&config.throttle, clock.clone()),
@@ -219,6 +290,9 @@ mod tests {
     impl TokenKey for Randomised {
         fn algorithm(&self) -> crate::token::SignatureAlgorithm {
             crate::token::SignatureAlgorithm::HS256
+        }
+        fn kid(&self) -> &str {
+            "randomised"
         }
         fn deterministic(&self) -> bool {
             false

@@ -281,6 +281,11 @@ pub struct CsrfConfig {
     pub header_name: String,
     #[serde(deserialize_with = "de::list")]
     pub trusted_origins: Vec<String>,
+    /// The HMAC secret CSRF tokens are bound with. Unset: derived from the HS signing secret
+    /// (configured or generated), which with an asymmetric `jwt.algorithm` is kept or generated
+    /// in the data directory for this purpose alone.
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for CsrfConfig {
@@ -289,6 +294,8 @@ impl Default for CsrfConfig {
             cookie_name: "csrftoken".into(),
             header_name: "X-CSRFToken".into(),
             trusted_origins: Vec::new(),
+            secret: None,
+            secret_file: None,
         }
     }
 }
@@ -298,7 +305,17 @@ impl Default for CsrfConfig {
 pub struct JwtConfig {
     pub algorithm: String,
     pub signing_key: Option<Secret>,
+    /// HS*: a file holding the secret. EdDSA/ES256/RS256: a PEM private key (PKCS#8) that
+    /// signs for ever, instead of managed, rotated keys in the database.
     pub signing_key_file: Option<PathBuf>,
+    /// The secret that seals managed private keys in the database (every instance sharing
+    /// the database needs the same one). Unset: generated into the data directory.
+    pub key_encryption_key: Option<Secret>,
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// How long a managed key signs before the next takes over; `0`: no automatic rotation.
+    pub key_rotation_period: Dur,
+    /// How long a new managed key is published in the JWKS before it signs.
+    pub key_publish_ahead: Dur,
     pub access_token_lifetime: Dur,
     pub refresh_token_lifetime: Dur,
     pub refresh_absolute_lifetime: Dur,
@@ -326,6 +343,10 @@ impl Default for JwtConfig {
             algorithm: "HS256".into(),
             signing_key: None,
             signing_key_file: None,
+            key_encryption_key: None,
+            key_encryption_key_file: None,
+            key_rotation_period: Dur::days(30),
+            key_publish_ahead: Dur::secs(600),
             access_token_lifetime: Dur::secs(5 * 60),
             refresh_token_lifetime: Dur::days(1),
             refresh_absolute_lifetime: Dur::days(30),
@@ -668,6 +689,12 @@ impl Config {
         let jwt = &self.jwt;
         let algorithm = crate::token::SignatureAlgorithm::parse(&jwt.algorithm)?;
         if let Some(key) = &jwt.signing_key {
+            if !algorithm.is_symmetric() {
+                return err(format!(
+                    "jwt.signing_key: a secret signs only HS256, HS384 or HS512; an {} key is a PEM file (jwt.signing_key_file) or managed in the database (leave both unset)",
+                    algorithm.name()
+                ));
+            }
             // The key's own constructor holds the rules (length, shape): checked once, there.
             if let Err(e) = crate::token::HmacKey::new(algorithm, key.expose().as_bytes()) {
                 return err(format!("jwt.signing_key: {e}"));
@@ -676,6 +703,44 @@ impl Config {
                 return err(
                     "jwt.signing_key and jwt.signing_key_file are both set; choose one".into(),
                 );
+            }
+        }
+        if let Some(kek) = &jwt.key_encryption_key {
+            if let Err(e) = crate::token::managed::KeyEncryptionKey::derive(kek.expose().as_bytes())
+            {
+                return err(format!("jwt.key_encryption_key: {e}"));
+            }
+            if jwt.key_encryption_key_file.is_some() {
+                return err("jwt.key_encryption_key and jwt.key_encryption_key_file are both set; choose one".into());
+            }
+        }
+        if !algorithm.is_symmetric()
+            && jwt.signing_key_file.is_some()
+            && (jwt.key_encryption_key.is_some() || jwt.key_encryption_key_file.is_some())
+        {
+            return err("jwt.key_encryption_key: unused with jwt.signing_key_file (a PEM key is not stored in the database); set one of them".into());
+        }
+        if jwt.key_publish_ahead.0 > Duration::from_secs(86_400) {
+            return err("jwt.key_publish_ahead: must be at most 1d".into());
+        }
+        let period = jwt.key_rotation_period.0;
+        if !period.is_zero()
+            && (period < Duration::from_secs(3600) || period < 2 * jwt.key_publish_ahead.0)
+        {
+            return err(format!(
+                "jwt.key_rotation_period: must be 0 (no automatic rotation) or at least 1h and twice jwt.key_publish_ahead (got {})",
+                jwt.key_rotation_period
+            ));
+        }
+        if let Some(secret) = &self.csrf.secret {
+            if secret.expose().len() < crate::token::keys::MIN_HMAC_KEY_BYTES {
+                return err(format!(
+                    "csrf.secret: must be at least {} bytes",
+                    crate::token::keys::MIN_HMAC_KEY_BYTES
+                ));
+            }
+            if self.csrf.secret_file.is_some() {
+                return err("csrf.secret and csrf.secret_file are both set; choose one".into());
             }
         }
         for (name, d) in [
@@ -871,6 +936,79 @@ mod tests {
         assert_eq!(c.server.body_read_timeout, Dur::secs(30));
         assert_eq!(c.server.idle_timeout, Dur::secs(60));
         assert_eq!(c.server.max_connections, None);
+        assert_eq!(c.jwt.algorithm, "HS256");
+        assert_eq!(c.jwt.key_publish_ahead, Dur::secs(600));
+        assert_eq!(c.jwt.key_rotation_period, Dur::days(30));
+    }
+
+    #[test]
+    fn signing_key_settings_are_checked_by_name() {
+        for alg in ["HS256", "HS384", "HS512", "EdDSA", "ES256", "RS256"] {
+            let c = Config::load("", vars(&[("SEKISHO_JWT__ALGORITHM", alg)])).unwrap();
+            assert_eq!(c.jwt.algorithm, alg);
+        }
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("SEKISHO_JWT__ALGORITHM", "PS256")],
+                "jwt.algorithm: \"PS256\" is not supported",
+            ),
+            (&[("SEKISHO_JWT__ALGORITHM", "eddsa")], "jwt.algorithm:"),
+            (
+                &[
+                    ("SEKISHO_JWT__ALGORITHM", "EdDSA"),
+                    ("SEKISHO_JWT__SIGNING_KEY", &"k".repeat(40)),
+                ],
+                "jwt.signing_key: a secret signs only HS256",
+            ),
+            (
+                &[("SEKISHO_JWT__KEY_ENCRYPTION_KEY", "short")],
+                "jwt.key_encryption_key: ",
+            ),
+            (
+                &[
+                    ("SEKISHO_JWT__ALGORITHM", "ES256"),
+                    ("SEKISHO_JWT__SIGNING_KEY_FILE", "k.pem"),
+                    ("SEKISHO_JWT__KEY_ENCRYPTION_KEY", &"k".repeat(40)),
+                ],
+                "jwt.key_encryption_key: unused with jwt.signing_key_file",
+            ),
+            (
+                &[("SEKISHO_JWT__KEY_ROTATION_PERIOD", "10m")],
+                "jwt.key_rotation_period:",
+            ),
+            (
+                &[
+                    ("SEKISHO_JWT__KEY_ROTATION_PERIOD", "1h"),
+                    ("SEKISHO_JWT__KEY_PUBLISH_AHEAD", "40m"),
+                ],
+                "jwt.key_rotation_period:",
+            ),
+            (
+                &[("SEKISHO_JWT__KEY_PUBLISH_AHEAD", "2d")],
+                "jwt.key_publish_ahead:",
+            ),
+            (
+                &[("SEKISHO_CSRF__SECRET", "short")],
+                "csrf.secret: must be at least 32 bytes",
+            ),
+        ];
+        for (env, want) in cases {
+            let e = Config::load("", vars(env)).unwrap_err();
+            assert!(e.0.starts_with(want), "{env:?}: {e}");
+            assert!(!e.0.contains('\n'));
+        }
+        let c = Config::load(
+            "",
+            vars(&[
+                ("SEKISHO_JWT__ALGORITHM", "EdDSA"),
+                ("SEKISHO_JWT__KEY_ROTATION_PERIOD", "0"),
+                ("SEKISHO_JWT__KEY_ENCRYPTION_KEY", &"e".repeat(40)),
+                ("SEKISHO_CSRF__SECRET", &"c".repeat(40)),
+            ]),
+        )
+        .unwrap();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains(&"e".repeat(40)) && !shown.contains(&"c".repeat(40)));
     }
 
     #[test]

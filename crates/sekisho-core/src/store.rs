@@ -10,6 +10,7 @@ use crate::authz::model::{
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use crate::session::SessionRecord;
+use crate::token::managed::KeyRecord;
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub authz: Arc<dyn AuthzStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub keys: Arc<dyn KeyStore>,
 }
 
 #[async_trait]
@@ -196,6 +198,34 @@ pub trait AuthzStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<ObjectIds>;
+}
+
+/// Managed signing keys (see [`crate::token::managed`]). Every write is conditional, so
+/// processes racing to rotate agree on one outcome.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Every stored key, in generation order.
+    async fn keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    /// Stores a key unless its generation (or `kid`) is taken; false then (another process
+    /// rotated first).
+    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<bool>;
+    /// Sets the key's `activate_at` to `at` if it is still `was` and the key is not retired.
+    async fn schedule_key(
+        &self,
+        kid: &str,
+        was: Option<Timestamp>,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Marks the key retired at `at` (and revoked, when asked); false if there is no such key.
+    async fn retire_key(&self, kid: &str, at: Timestamp, revoke: bool) -> StoreResult<bool>;
+    async fn delete_key(&self, kid: &str) -> StoreResult<bool>;
+    /// Tells the other processes sharing the store that the keys changed (a cross-instance
+    /// broadcast where there is one); returns when they have been told.
+    async fn changed(&self) {}
+    /// Fires when another process says the keys changed; `None` without a broadcast.
+    fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// The append-only record of administrative actions.

@@ -321,6 +321,7 @@ fn encode(stale: &Stale) -> String {
         Stale::AllUsers => "users".into(),
         Stale::Session(h) => format!("session {h}"),
         Stale::Family(id) => format!("family {id}"),
+        Stale::Keys => "keys".into(),
         Stale::Everything => "all".into(),
     }
 }
@@ -332,6 +333,7 @@ fn decode(s: &str) -> Option<Stale> {
         "users" => Stale::AllUsers,
         "session" if !arg.is_empty() => Stale::Session(arg.to_string()),
         "family" if !arg.is_empty() => Stale::Family(arg.to_string()),
+        "keys" => Stale::Keys,
         "all" => Stale::Everything,
         _ => return None,
     })
@@ -348,6 +350,7 @@ mod tests {
             Stale::AllUsers,
             Stale::Session("ab12".into()),
             Stale::Family("f-1".into()),
+            Stale::Keys,
             Stale::Everything,
         ] {
             assert_eq!(decode(&encode(&s)), Some(s));

@@ -19,7 +19,10 @@ use sekisho_core::authz::model::{
 use sekisho_core::clock::{Clock, Timestamp};
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use sekisho_core::session::SessionRecord;
-use sekisho_core::store::{AuthzStore, FamilyStore, SessionStore, StoreResult, UserStore};
+use sekisho_core::store::{
+    AuthzStore, FamilyStore, KeyStore, SessionStore, StoreResult, UserStore,
+};
+use sekisho_core::token::managed::KeyRecord;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,6 +112,8 @@ pub enum Stale {
     Session(String),
     /// One refresh family, by id.
     Family(String),
+    /// The signing keys (every process re-reads its key ring).
+    Keys,
     /// Everything (a process that may have missed broadcasts).
     Everything,
 }
@@ -123,6 +128,8 @@ pub struct Caches {
     /// processes' changes, so it reads through instead of serving cached entries.
     serving: AtomicBool,
     bus: OnceLock<crate::bus::Bus>,
+    /// Bumped when the signing keys change here or in another process.
+    key_changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Caches {
@@ -133,6 +140,7 @@ impl Caches {
             families: TtlCache::new(ttl, 200_000, clock),
             serving: AtomicBool::new(true),
             bus: OnceLock::new(),
+            key_changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -147,10 +155,12 @@ impl Caches {
             Stale::AllUsers => self.users.clear(),
             Stale::Session(h) => self.sessions.remove(h),
             Stale::Family(id) => self.families.remove(id),
+            Stale::Keys => self.key_changes.send_modify(|n| *n += 1),
             Stale::Everything => {
                 self.users.clear();
                 self.sessions.clear();
                 self.families.clear();
+                self.key_changes.send_modify(|n| *n += 1);
             }
         }
     }
@@ -552,6 +562,54 @@ impl FamilyStore for CachedFamilies {
             .families
             .remove_where(|f| f.current_exp < now.secs());
         self.inner.purge_expired_families(now).await
+    }
+}
+
+/// The key store, with key changes broadcast: every other process re-reads its key ring when
+/// this one rotates or retires a key (the keys themselves are not cached here; each process
+/// holds its ring).
+pub struct CachedKeys {
+    inner: Arc<dyn KeyStore>,
+    caches: Arc<Caches>,
+}
+
+impl CachedKeys {
+    pub fn new(inner: Arc<dyn KeyStore>, caches: Arc<Caches>) -> Self {
+        CachedKeys { inner, caches }
+    }
+}
+
+#[async_trait]
+impl KeyStore for CachedKeys {
+    async fn keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.inner.keys().await
+    }
+    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<bool> {
+        self.inner.insert_key(key).await
+    }
+    async fn schedule_key(
+        &self,
+        kid: &str,
+        was: Option<Timestamp>,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.inner.schedule_key(kid, was, at).await
+    }
+    async fn retire_key(&self, kid: &str, at: Timestamp, revoke: bool) -> StoreResult<bool> {
+        self.inner.retire_key(kid, at, revoke).await
+    }
+    async fn delete_key(&self, kid: &str) -> StoreResult<bool> {
+        self.inner.delete_key(kid).await
+    }
+    async fn changed(&self) {
+        // Only the other processes: this one's caller reloads its own ring.
+        if let Some(bus) = self.caches.bus.get() {
+            bus.publish(&Stale::Keys).await;
+        }
+    }
+    fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.caches.bus.get()?;
+        Some(self.caches.key_changes.subscribe())
     }
 }
 

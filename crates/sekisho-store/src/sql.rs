@@ -22,8 +22,10 @@ macro_rules! impl_sql_stores {
         };
         use sekisho_core::session::SessionRecord;
         use sekisho_core::store::{
-            AuditStore, AuthzStore, FamilyStore, SessionStore, StoreError, StoreResult, UserStore,
+            AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, StoreError, StoreResult,
+            UserStore,
         };
+        use sekisho_core::token::managed::KeyRecord;
         use sekisho_core::authz::model::{
             AdminUserUpdate, AuditEntry, AuditQuery, Group, GroupId, NewAuditEntry, ObjectGrant,
             ObjectGrantQuery, ObjectIds, ObjectRef, Page, Permission, Principal, UserQuery,
@@ -1036,6 +1038,97 @@ macro_rules! impl_sql_stores {
                     })
                     .collect();
                 Ok(Page { count: count as u64, results })
+            }
+        }
+
+        fn key_from_row(r: &$row) -> KeyRecord {
+            KeyRecord {
+                kid: r.get("kid"),
+                generation: r.get("generation"),
+                algorithm: r.get("algorithm"),
+                public_jwk: r.get("public_jwk"),
+                private_key: r.get("private_key"),
+                created_at: Timestamp(r.get("created_at_ms")),
+                activate_at: r.get::<Option<i64>, _>("activate_at_ms").map(Timestamp),
+                retired_at: r.get::<Option<i64>, _>("retired_at_ms").map(Timestamp),
+                revoked: r.get("revoked"),
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $store {
+            async fn keys(&self) -> StoreResult<Vec<KeyRecord>> {
+                let rows = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT * FROM signing_keys ORDER BY generation").fetch_all(&self.pool),
+                )
+                .await?;
+                Ok(rows.iter().map(key_from_row).collect())
+            }
+
+            async fn insert_key(&self, k: &KeyRecord) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO signing_keys (kid, generation, algorithm, public_jwk, private_key,
+                         created_at_ms, activate_at_ms, retired_at_ms, revoked)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&k.kid)
+                    .bind(k.generation)
+                    .bind(&k.algorithm)
+                    .bind(&k.public_jwk)
+                    .bind(&k.private_key)
+                    .bind(k.created_at.millis())
+                    .bind(k.activate_at.map(Timestamp::millis))
+                    .bind(k.retired_at.map(Timestamp::millis))
+                    .bind(k.revoked)
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn schedule_key(&self, kid: &str, was: Option<Timestamp>, at: Timestamp) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "UPDATE signing_keys SET activate_at_ms = $1
+                         WHERE kid = $2 AND retired_at_ms IS NULL AND NOT revoked
+                         AND (activate_at_ms = $3 OR (activate_at_ms IS NULL AND $3 IS NULL))",
+                    )
+                    .bind(at.millis())
+                    .bind(kid)
+                    .bind(was.map(Timestamp::millis))
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn retire_key(&self, kid: &str, at: Timestamp, revoke: bool) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "UPDATE signing_keys SET retired_at_ms = COALESCE(retired_at_ms, $1),
+                         revoked = (revoked OR $2) WHERE kid = $3",
+                    )
+                    .bind(at.millis())
+                    .bind(revoke)
+                    .bind(kid)
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn delete_key(&self, kid: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
             }
         }
         }

@@ -17,6 +17,7 @@ use sekisho_axum::AppState;
 use sekisho_core::account::NewUser;
 use sekisho_core::clock::{Clock, ManualClock, SystemClock};
 use sekisho_core::session::CsrfKey;
+use sekisho_core::token::managed::KeyEncryptionKey;
 use sekisho_core::token::{HmacKey, SignatureAlgorithm};
 use sekisho_core::{Auth, Config};
 use serde_json::Value;
@@ -30,6 +31,10 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The signing key of every harness (tests that forge tokens need it).
 pub const SIGNING_KEY: &str = "harness-signing-key-0123456789abcdef";
+
+/// The key-encryption key of every harness with an asymmetric `jwt.algorithm` (its managed
+/// keys are sealed with it).
+pub const KEY_ENCRYPTION_KEY: &str = "harness-key-encryption-key-0123456789abcdef";
 
 /// Where in-process requests come from.
 pub const PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 40000);
@@ -127,6 +132,21 @@ impl Harness {
                 format!("sekisho-h-{}", &sekisho_core::random::hex128()[..16]),
             ));
         }
+        // An asymmetric algorithm signs with managed keys: no HMAC secret for tokens, one for
+        // CSRF, a key-encryption key for the stored keys.
+        let asymmetric = env
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "SEKISHO_JWT__ALGORITHM")
+            .is_some_and(|(_, v)| SignatureAlgorithm::parse(v).is_ok_and(|a| !a.is_symmetric()));
+        if asymmetric {
+            vars.retain(|(k, _)| k != "SEKISHO_JWT__SIGNING_KEY");
+            vars.push(("SEKISHO_CSRF__SECRET".into(), SIGNING_KEY.into()));
+            vars.push((
+                "SEKISHO_JWT__KEY_ENCRYPTION_KEY".into(),
+                KEY_ENCRYPTION_KEY.into(),
+            ));
+        }
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(toml, vars).expect("harness config");
         let clock = ManualClock::at(SystemClock.now());
@@ -159,6 +179,12 @@ impl Harness {
     /// Moves this instance's clock forward.
     pub fn advance(&self, d: Duration) {
         self.clock.advance(d);
+    }
+
+    /// One round of the key upkeep the server runs every 30 s (rotation step, expired keys
+    /// deleted, ring re-read), on this instance's clock.
+    pub async fn maintain_keys(&self) {
+        self.auth.maintain_keys().await.expect("key upkeep");
     }
 
     /// Creates an ordinary user with [`PASSWORD`].
@@ -271,24 +297,34 @@ async fn build(config: &Config, clock: &ManualClock) -> (Arc<Auth>, Router) {
     let stores = sekisho_store::open(config, shared.clone())
         .await
         .expect("open stores");
-    let secret = config
-        .jwt
-        .signing_key
-        .as_ref()
-        .expect("a signing key")
-        .expose()
-        .as_bytes()
-        .to_vec();
     let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm).expect("algorithm");
-    let auth = Arc::new(
-        Auth::builder(config)
-            .stores(stores)
-            .clock(shared)
+    let builder = Auth::builder(config).stores(stores).clock(shared);
+    let auth = if algorithm.is_symmetric() {
+        let secret = config
+            .jwt
+            .signing_key
+            .as_ref()
+            .expect("a signing key")
+            .expose()
+            .as_bytes()
+            .to_vec();
+        builder
             .signing_key(Arc::new(HmacKey::new(algorithm, &secret).expect("key")))
             .csrf_key(CsrfKey::derive(&secret))
             .build()
-            .expect("auth"),
-    );
+            .expect("auth")
+    } else {
+        let kek = config.jwt.key_encryption_key.as_ref().expect("a KEK");
+        let csrf = config.csrf.secret.as_ref().expect("a CSRF secret");
+        let auth = builder
+            .managed_keys(KeyEncryptionKey::derive(kek.expose().as_bytes()).expect("KEK"))
+            .csrf_key(CsrfKey::derive(csrf.expose().as_bytes()))
+            .build()
+            .expect("auth");
+        auth.maintain_keys().await.expect("first key upkeep");
+        auth
+    };
+    let auth = Arc::new(auth);
     let router = sekisho_axum::app(
         AppState::new(auth.clone(), config),
         config.server.static_dir.clone(),

@@ -95,7 +95,8 @@ async fn a_failed_login_reads_the_same_for_known_and_unknown_users() {
             families: sqlite.clone(),
             sessions: sqlite.clone(),
             authz: sqlite.clone(),
-            audit: sqlite,
+            audit: sqlite.clone(),
+            keys: sqlite,
         })
         .clock(Arc::new(SystemClock))
         .signing_key(Arc::new(

@@ -5,6 +5,7 @@ use axum::Router;
 use sekisho_axum::AppState;
 use sekisho_core::authz::policy::Policy;
 use sekisho_core::clock::SystemClock;
+use sekisho_core::token::managed::KEY_REFRESH_INTERVAL;
 use sekisho_core::{Auth, Config};
 use sekisho_store::Stores;
 use std::path::Path;
@@ -28,17 +29,49 @@ pub async fn open_stores(config: &Config) -> Result<Stores> {
     Ok(sekisho_store::open(config, Arc::new(SystemClock)).await?)
 }
 
-/// The facade, exactly as `serve` and every CLI command use it.
+/// The facade, exactly as `serve` and every CLI command use it. With managed keys its ring is
+/// loaded by [`Auth::maintain_keys`], which `serve` runs before it listens (the CLI signs
+/// nothing, and must not make a key as a side effect of, say, `user list`).
 pub async fn build_auth(config: &Config) -> Result<Arc<Auth>> {
     let keys = crate::keys::load_or_create(config)?;
     let stores = open_stores(config).await?;
-    Ok(Arc::new(
-        Auth::builder(config)
-            .stores(stores)
-            .signing_key(keys.signing)
-            .csrf_key(keys.csrf)
-            .build()?,
-    ))
+    let builder = Auth::builder(config).stores(stores).csrf_key(keys.csrf);
+    let builder = match keys.signing {
+        crate::keys::Signing::Static(key, source) => {
+            builder.signing_key(key).signing_key_source(source)
+        }
+        crate::keys::Signing::Managed(kek) => builder.managed_keys(kek),
+    };
+    Ok(Arc::new(builder.build()?))
+}
+
+/// Keeps the key ring current: the upkeep (rotation step, deleting expired keys, re-reading)
+/// every [`KEY_REFRESH_INTERVAL`], and a re-read as soon as another process broadcasts a key
+/// change. A failed round is logged and retried; the ring in memory keeps serving meanwhile.
+pub fn spawn_key_upkeep(auth: Arc<Auth>) {
+    if !auth.keys_are_managed() {
+        return;
+    }
+    let mut changes = auth.key_changes();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_REFRESH_INTERVAL);
+        tick.tick().await;
+        loop {
+            let broadcast = async {
+                match changes.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let result = tokio::select! {
+                _ = tick.tick() => auth.maintain_keys().await,
+                true = broadcast => auth.reload_keys().await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "signing keys: upkeep failed; the keys in memory stay in use");
+            }
+        }
+    });
 }
 
 /// The access policy: the `[policy]` section plus `policy.file`, compiled (one-line errors).
@@ -149,6 +182,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let limits =
         crate::listen::Limits::new(&config.server, open_files, config.database.max_connections);
     let auth = build_auth(&config).await?;
+    auth.maintain_keys().await?;
     let listener = config
         .server
         .bind
@@ -167,6 +201,7 @@ pub async fn serve(config: Config) -> Result<()> {
         None => None,
     };
     spawn_purge(auth.clone(), Duration::from_secs(60));
+    spawn_key_upkeep(auth.clone());
     let (app, ops_app) = build_routers(&config, auth)?;
     spawn_metrics_upkeep(Duration::from_secs(1));
     // One shutdown signal for both listeners.

@@ -55,6 +55,38 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage the signing keys (EdDSA, ES256, RS256 keys kept in the database).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the signing keys: what each does now and until when (never private material).
+    List,
+    /// Generate a key now (published in the JWKS at once); it signs once `keys rotate` (or the
+    /// automatic rotation) schedules it.
+    Generate {
+        /// EdDSA, ES256 or RS256 (default: jwt.algorithm).
+        #[arg(long, value_name = "ALG")]
+        algorithm: Option<String>,
+    },
+    /// Schedule the next key to sign jwt.key_publish_ahead after it was published (the key
+    /// generated ahead, or a new one).
+    Rotate {
+        /// Sign with it at once, even if verifiers may not have fetched it yet.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Stop a key signing; it verifies the tokens it signed until they expire.
+    Retire {
+        kid: String,
+        /// Compromised: verify nothing signed with it, from now on.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,7 +263,83 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Group { command } => group(config, command).await,
         Command::Perm { command } => perm(config, command).await,
         Command::Audit { command } => audit(config, command).await,
+        Command::Keys { command } => keys(config, command).await,
     }
+}
+
+async fn keys(config: sekisho_core::Config, command: KeysCommand) -> Result<()> {
+    use sekisho_core::token::SignatureAlgorithm;
+    use sekisho_core::token::managed::KeyInfo;
+    let auth = crate::app::build_auth(&config).await?;
+    let when = |t: Option<sekisho_core::Timestamp>| t.map_or("-".to_string(), |t| utc(t.millis()));
+    let describe = |k: &KeyInfo| {
+        let mut line = format!("{} ({}, {})", k.kid, k.algorithm, k.state.as_str());
+        if let Some(from) = k.signs_from {
+            line.push_str(&format!(", signs from {}", utc(from.millis())));
+        }
+        line
+    };
+    match command {
+        KeysCommand::List => {
+            println!(
+                "{:<44} {:<6} {:<10} {:<21} {:<21} {:<21} {:<21}",
+                "kid", "alg", "state", "published", "signs from", "signs until", "verifies until"
+            );
+            for k in auth.list_keys().await? {
+                if k.source != "database" {
+                    println!(
+                        "{:<44} {:<6} {:<10} from {}",
+                        k.kid,
+                        k.algorithm,
+                        k.state.as_str(),
+                        k.source
+                    );
+                    continue;
+                }
+                println!(
+                    "{:<44} {:<6} {:<10} {:<21} {:<21} {:<21} {:<21}",
+                    k.kid,
+                    k.algorithm,
+                    k.state.as_str(),
+                    when(k.created_at),
+                    when(k.signs_from),
+                    when(k.signs_until),
+                    when(k.verifies_until),
+                );
+            }
+        }
+        KeysCommand::Generate { algorithm } => {
+            let algorithm =
+                match algorithm {
+                    Some(a) => Some(SignatureAlgorithm::parse(&a).map_err(|e| {
+                        anyhow!("{}", e.0.replacen("jwt.algorithm", "--algorithm", 1))
+                    })?),
+                    None => None,
+                };
+            let k = auth.generate_key(algorithm).await?;
+            println!(
+                "generated {}; `sekisho keys rotate` schedules it",
+                describe(&k)
+            );
+        }
+        KeysCommand::Rotate { now } => {
+            let k = auth.rotate_key(now).await?;
+            println!("next key: {}", describe(&k));
+        }
+        KeysCommand::Retire { kid, revoke } => {
+            let k = auth.retire_key(&kid, revoke).await?;
+            match (revoke, k.verifies_until) {
+                (true, _) => println!("revoked {}: tokens it signed are refused", k.kid),
+                (false, Some(u)) => println!(
+                    "retired {}: signs nothing more, verifies its tokens until {}",
+                    k.kid,
+                    utc(u.millis())
+                ),
+                (false, None) => println!("retired {}", k.kid),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn user(config: sekisho_core::Config, command: UserCommand) -> Result<()> {

@@ -67,6 +67,7 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
         "/readyz" => get(ops::readyz),
         "/metrics" => get(ops::metrics_text),
         "/api/openapi.json" => get(ops::openapi_json),
+        "/.well-known/jwks.json" => get(ops::jwks),
         other => unreachable!("documented path {other} has no handler"),
     }
 }

@@ -1,5 +1,5 @@
-//! Operations endpoints: liveness, readiness (storage reachable), Prometheus metrics, and the
-//! OpenAPI document.
+//! Operations endpoints: liveness, readiness (storage reachable), Prometheus metrics, the
+//! OpenAPI document, and the public signing keys (JWKS).
 
 use crate::error::{ApiError, json_response};
 use crate::openapi;
@@ -43,6 +43,19 @@ pub async fn openapi_json() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+/// `GET /.well-known/jwks.json`: the public keys, cacheable for half the publish-ahead time.
+pub async fn jwks(State(s): State<AppState>) -> Response {
+    let cache = format!("public, max-age={}", s.auth.jwks_max_age().as_secs());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CACHE_CONTROL, cache),
+        ],
+        s.auth.jwks().to_string(),
     )
         .into_response()
 }

@@ -94,14 +94,19 @@ impl Auth {
         }
         let uid = user.id.to_string();
         Ok(TokenPair {
-            access: self.sign_access(&uid, &family.id, now),
-            refresh: self.sign_refresh(&uid, &family.id, &first),
+            access: self.sign_access(&uid, &family.id, now)?,
+            refresh: self.sign_refresh(&uid, &family.id, &first)?,
             refresh_max_age: max_age(first.exp, now),
         })
     }
 
-    fn sign_access(&self, user_id: &str, family: &str, now: Timestamp) -> String {
-        self.tokens.sign(&Claims {
+    fn sign_access(
+        &self,
+        user_id: &str,
+        family: &str,
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
+        self.sign(&Claims {
             token_type: TokenType::Access,
             exp: now.plus(self.token_settings.access_lifetime).secs(),
             iat: now.secs(),
@@ -111,8 +116,15 @@ impl Auth {
         })
     }
 
-    fn sign_refresh(&self, user_id: &str, family: &str, s: &Successor) -> String {
-        self.tokens.sign(&Claims {
+    /// Signs a refresh token with the key whose window holds its `iat`: the grace window's
+    /// re-signing of a successor picks the key that signed it first.
+    fn sign_refresh(
+        &self,
+        user_id: &str,
+        family: &str,
+        s: &Successor,
+    ) -> Result<String, AuthError> {
+        self.sign(&Claims {
             token_type: TokenType::Refresh,
             exp: s.exp,
             iat: s.iat,
@@ -126,7 +138,9 @@ impl Auth {
     /// all succeed and agree inside the grace window; older tokens revoke the family.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
         let now = self.now();
-        let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
+        let claims = self
+            .verify_token(token, Some(TokenType::Refresh), now)
+            .await?;
         let uid = claims
             .user_id
             .clone()
@@ -161,17 +175,19 @@ impl Auth {
             RotateOutcome::Expired => "expired",
         };
         metrics::counter!("sekisho_refreshes_total", "outcome" => label).increment(1);
-        let successor = |succ: &Successor, from_grace| Refreshed {
-            access: self.sign_access(&uid, &family, now),
-            refresh: Some(self.sign_refresh(&uid, &family, succ)),
-            refresh_max_age: Some(max_age(succ.exp, now)),
-            from_grace,
+        let successor = |succ: &Successor, from_grace| -> Result<Refreshed, AuthError> {
+            Ok(Refreshed {
+                access: self.sign_access(&uid, &family, now)?,
+                refresh: Some(self.sign_refresh(&uid, &family, succ)?),
+                refresh_max_age: Some(max_age(succ.exp, now)),
+                from_grace,
+            })
         };
         match outcome {
-            RotateOutcome::Rotated(succ) => Ok(successor(&succ, false)),
-            RotateOutcome::Grace(succ) => Ok(successor(&succ, true)),
+            RotateOutcome::Rotated(succ) => successor(&succ, false),
+            RotateOutcome::Grace(succ) => successor(&succ, true),
             RotateOutcome::Unchanged(_) => Ok(Refreshed {
-                access: self.sign_access(&uid, &family, now),
+                access: self.sign_access(&uid, &family, now)?,
                 refresh: None,
                 refresh_max_age: None,
                 from_grace: false,
@@ -222,7 +238,7 @@ impl Auth {
     /// belong to a family (a rotated-away refresh token counts as blacklisted, as in simplejwt).
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = self.now();
-        let claims = self.tokens.verify(token, None, now)?;
+        let claims = self.verify_token(token, None, now).await?;
         let fid = match (&claims.family, claims.token_type) {
             (Some(f), _) => f.clone(),
             // A foreign refresh token counts as revoked once its adopted family says so.
@@ -254,7 +270,9 @@ impl Auth {
     /// `POST /api/token/blacklist/`: log out the login the refresh token belongs to.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let now = self.now();
-        let claims = self.tokens.verify(token, Some(TokenType::Refresh), now)?;
+        let claims = self
+            .verify_token(token, Some(TokenType::Refresh), now)
+            .await?;
         let fid = &self.family_of(&claims).await?;
         match self.families.revoke_family(fid, now, "logout").await? {
             RevokeOutcome::Revoked => Ok(()),

@@ -19,8 +19,8 @@ impl Auth {
     pub async fn authenticate_bearer(&self, token: &str) -> Result<BearerIdentity, AuthError> {
         let now = self.now();
         let claims = self
-            .tokens
-            .verify(token, Some(TokenType::Access), now)
+            .verify_token(token, Some(TokenType::Access), now)
+            .await
             .map_err(|error| AuthError::AccessToken {
                 class: TokenType::Access,
                 error,
@@ -54,5 +54,29 @@ impl Auth {
             }
         }
         Ok(BearerIdentity { user, claims })
+    }
+
+    /// Verifies a token against the key ring. A token naming a key this instance does not
+    /// hold (another instance, or the CLI, made it a moment ago) is checked again after the
+    /// stored keys are read once more, before the refusal stands.
+    pub(crate) async fn verify_token(
+        &self,
+        token: &str,
+        expected: Option<TokenType>,
+        now: crate::clock::Timestamp,
+    ) -> Result<Claims, TokenError> {
+        match self.tokens.verify_checked(token, expected, now) {
+            Err(r) if r.unknown_key && self.reload_for_unknown_key().await => {
+                self.tokens.verify(token, expected, now)
+            }
+            other => other.map_err(|r| r.error),
+        }
+    }
+
+    /// Signs claims; no usable key is an outage (fail closed), never an unsigned token.
+    pub(crate) fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        self.tokens
+            .sign(claims)
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
     }
 }

@@ -4,11 +4,14 @@
 //! `decode` was a fifth of the server's CPU: it keys a new HMAC per call, parses the payload
 //! twice (once for its own claim checks, which sekisho turns off, once for the caller) and
 //! builds a `serde_json::Map` with a heap string per key and value. Here the key is prepared
-//! once ([`super::keys`]), the signature is checked before any JSON is parsed, and the payload is read in one
-//! pass into borrowed slices with only the claims sekisho looks at kept. The tests check this
+//! once ([`super::keys`]), the key is found by the header (for sekisho's own tokens by comparing
+//! the header segment, without parsing it), the signature is checked before the payload is
+//! parsed, and the payload is read in one pass into borrowed slices with only the claims sekisho
+//! looks at kept. The tests check this
 //! reader against the JOSE crate's verifier on the same tokens.
 
-use super::keys::TokenKey;
+use super::ring::KeyRing;
+use crate::clock::Timestamp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -65,50 +68,71 @@ pub(super) struct RawClaims<'a> {
 }
 
 /// Why a compact token could not be read: every case is "Token is invalid" to the caller.
-#[derive(Debug)]
-pub(super) struct Malformed;
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    Malformed,
+    /// Well formed, naming a `kid` the ring does not hold (yet: a key another instance just
+    /// made may not have been loaded here).
+    UnknownKey,
+}
 
-/// Checks the MAC and the header, then reads the payload. `buf` is scratch space for the
-/// decoded payload, which the returned claims borrow from.
 /// What [`open`] checks a token against.
 pub(super) struct Expect<'p> {
-    pub key: &'p dyn TokenKey,
-    pub algorithm: &'p str,
-    /// The encoded header sekisho itself writes: a token carrying exactly it needs no header
-    /// parsing (it is known to name the configured algorithm and nothing else).
-    pub own_header: &'p str,
+    pub ring: &'p KeyRing,
+    pub now: Timestamp,
     pub user_id_claim: &'p str,
 }
 
+/// Finds the key by the header, checks the signature with it, then reads the payload. `buf`
+/// is scratch space for the decoded payload, which the returned claims borrow from.
 pub(super) fn open<'b>(
     token: &str,
     expect: &Expect,
     buf: &'b mut Vec<u8>,
-) -> Result<RawClaims<'b>, Malformed> {
+) -> Result<RawClaims<'b>, Refused> {
+    use Refused::Malformed;
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Malformed);
     };
-    // The signature first: nothing an attacker wrote is parsed until it is known to be ours.
+    // A header one of the ring's keys writes names that key and nothing else; any other
+    // header is read (strictly: repeated or key-pointing parameters refused) for its `kid`,
+    // and its `alg` must be that key's exactly. Only then is the signature checked, and
+    // nothing else an attacker wrote is parsed until it is known to be signed by that key.
+    let entry = match expect.ring.by_header(header) {
+        Some(e) => e,
+        None => {
+            let mut hbuf = Vec::with_capacity(header.len());
+            URL_SAFE_NO_PAD
+                .decode_vec(header, &mut hbuf)
+                .map_err(|_| Malformed)?;
+            let h: RawHeader = serde_json::from_slice(&hbuf).map_err(|_| Malformed)?;
+            if h.foreign_key {
+                return Err(Malformed);
+            }
+            let entry = match &h.kid {
+                None => expect.ring.without_kid().ok_or(Malformed)?,
+                Some(Scalar::Str(kid)) => expect.ring.by_kid(kid).ok_or(Refused::UnknownKey)?,
+                Some(_) => return Err(Malformed),
+            };
+            if h.alg.as_ref().and_then(Scalar::as_str) != Some(entry.key().algorithm().name()) {
+                return Err(Malformed);
+            }
+            entry
+        }
+    };
+    if !entry.ring_key.verifies_at(expect.now) {
+        return Err(Malformed);
+    }
     let mut tag = [0u8; 512];
     let n = URL_SAFE_NO_PAD
         .decode_slice(signature, &mut tag)
         .map_err(|_| Malformed)?;
     let signed = &token[..header.len() + 1 + payload.len()];
-    if !expect.key.verify(signed.as_bytes(), &tag[..n]) {
+    if !entry.key().verify(signed.as_bytes(), &tag[..n]) {
         return Err(Malformed);
-    }
-    if header != expect.own_header {
-        buf.clear();
-        URL_SAFE_NO_PAD
-            .decode_vec(header, buf)
-            .map_err(|_| Malformed)?;
-        let h: RawHeader = serde_json::from_slice(buf).map_err(|_| Malformed)?;
-        if h.alg.as_ref().and_then(Scalar::as_str) != Some(expect.algorithm) || h.foreign_key {
-            return Err(Malformed);
-        }
     }
     buf.clear();
     URL_SAFE_NO_PAD
@@ -124,12 +148,13 @@ pub(super) fn open<'b>(
     Ok(claims)
 }
 
-/// The protected header: `alg`, and whether any field names another key.
+/// The protected header: `alg`, `kid`, and whether any field names another key.
 struct RawHeader<'a> {
     alg: Option<Scalar<'a>>,
+    kid: Option<Scalar<'a>>,
     /// `jku`, `jwk`, `x5u`, `x5c` or `crit` present (and not null): fields that could steer a
     /// verifier to an attacker's key or demand extensions sekisho does not implement. The
-    /// configured key is the only key.
+    /// ring's keys are the only keys.
     foreign_key: bool,
 }
 
@@ -144,6 +169,7 @@ impl<'de> serde::Deserialize<'de> for RawHeader<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut h = RawHeader {
                     alg: None,
+                    kid: None,
                     foreign_key: false,
                 };
                 // RFC 7515 §4: a repeated header parameter is refused.
@@ -155,6 +181,7 @@ impl<'de> serde::Deserialize<'de> for RawHeader<'de> {
                     let v = map.next_value::<Scalar<'de>>()?;
                     match &*key {
                         "alg" => h.alg = Some(v),
+                        "kid" => h.kid = Some(v),
                         "jku" | "jwk" | "x5u" | "x5c" | "crit" => {
                             h.foreign_key |= v != Scalar::Null;
                         }

@@ -1,6 +1,7 @@
 use super::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use std::sync::Arc;
 
 const KEY: &[u8] = b"a-django-secret-key-of-at-least-32-bytes!!";
 const NOW: i64 = 1_800_000_000;
@@ -17,10 +18,17 @@ fn policy() -> TokenPolicy {
 
 /// The JOSE crate's `Algorithm` for a policy (the reference verifier below speaks it).
 fn jose_alg(p: &TokenPolicy) -> jsonwebtoken::Algorithm {
-    match p.algorithm() {
+    jose(p.algorithm(now()).unwrap())
+}
+
+fn jose(a: SignatureAlgorithm) -> jsonwebtoken::Algorithm {
+    match a {
         SignatureAlgorithm::HS256 => jsonwebtoken::Algorithm::HS256,
         SignatureAlgorithm::HS384 => jsonwebtoken::Algorithm::HS384,
         SignatureAlgorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+        SignatureAlgorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+        SignatureAlgorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+        SignatureAlgorithm::RS256 => jsonwebtoken::Algorithm::RS256,
     }
 }
 
@@ -61,13 +69,13 @@ const HS: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 #[test]
 fn sign_then_verify_round_trips() {
     let p = policy();
-    let t = p.sign(&claims(TokenType::Access));
+    let t = p.sign(&claims(TokenType::Access)).unwrap();
     assert_eq!(
         p.verify(&t, Some(TokenType::Access), now()).unwrap(),
         claims(TokenType::Access)
     );
     assert_eq!(
-        p.sign(&claims(TokenType::Access)),
+        p.sign(&claims(TokenType::Access)).unwrap(),
         t,
         "signing is deterministic"
     );
@@ -209,7 +217,7 @@ fn forged_and_broken_tokens_are_refused_with_simplejwt_messages() {
 #[test]
 fn tampered_payload_is_refused() {
     let p = policy();
-    let t = p.sign(&claims(TokenType::Access));
+    let t = p.sign(&claims(TokenType::Access)).unwrap();
     let (h, rest) = t.split_once('.').unwrap();
     let (_, sig) = rest.split_once('.').unwrap();
     let forged = format!(
@@ -224,13 +232,20 @@ fn leeway_is_zero_by_default_and_configurable() {
     let p = policy();
     let mut c = claims(TokenType::Access);
     c.exp = NOW;
-    assert_eq!(p.verify(&p.sign(&c), None, now()), Err(TokenError::Expired));
+    assert_eq!(
+        p.verify(&p.sign(&c).unwrap(), None, now()),
+        Err(TokenError::Expired)
+    );
     let cfg = JwtConfig {
         leeway: crate::config::Dur::secs(10),
         ..Default::default()
     };
     let lenient = policy_for(&cfg, KEY);
-    assert!(lenient.verify(&lenient.sign(&c), None, now()).is_ok());
+    assert!(
+        lenient
+            .verify(&lenient.sign(&c).unwrap(), None, now())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -241,9 +256,9 @@ fn audience_and_issuer_are_enforced_when_configured() {
         ..Default::default()
     };
     let strict = policy_for(&cfg, KEY);
-    let t = strict.sign(&claims(TokenType::Access));
+    let t = strict.sign(&claims(TokenType::Access)).unwrap();
     assert!(strict.verify(&t, None, now()).is_ok());
-    let plain = policy().sign(&claims(TokenType::Access));
+    let plain = policy().sign(&claims(TokenType::Access)).unwrap();
     assert_eq!(strict.verify(&plain, None, now()), Err(TokenError::Invalid));
     // Without an audience configured, a token naming one is for another service (PyJWT and
     // simplejwt refuse it too).
@@ -259,7 +274,10 @@ fn short_keys_are_refused() {
 /// sekisho writes is the one PyJWT and simplejwt write, and older tokens keep verifying.
 #[test]
 fn signing_matches_the_jose_crate() {
-    for alg in SignatureAlgorithm::ALL {
+    for alg in SignatureAlgorithm::ALL
+        .into_iter()
+        .filter(|a| a.is_symmetric())
+    {
         let cfg = JwtConfig {
             algorithm: alg.name().into(),
             issuer: Some("iss".into()),
@@ -278,9 +296,10 @@ fn signing_matches_the_jose_crate() {
             m.insert("iss".into(), Value::from("iss"));
             let mut h = jsonwebtoken::Header::new(jose_alg(&p));
             h.typ = Some("JWT".into());
+            h.kid = Some(HmacKey::new(alg, KEY).unwrap().kid().to_string());
             let jose =
                 jsonwebtoken::encode(&h, &m, &jsonwebtoken::EncodingKey::from_secret(KEY)).unwrap();
-            assert_eq!(p.sign(&c), jose, "{}", alg.name());
+            assert_eq!(p.sign(&c).unwrap(), jose, "{}", alg.name());
         }
     }
 }
@@ -319,6 +338,10 @@ fn reference_verify(
         jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(key), &v)
             .map_err(|_| Invalid)?;
     let h = &data.header;
+    let our_kid = p.ring().keys().next().map(|k| k.key.kid().to_string());
+    if h.kid.is_some() && h.kid != our_kid {
+        return Err(Invalid);
+    }
     if h.alg != jose_alg(p)
         || h.jku.is_some()
         || h.jwk.is_some()
@@ -652,7 +675,7 @@ fn hs384_and_hs512_sign_and_verify_with_their_own_mac() {
             ..Default::default()
         };
         let p = policy_for(&cfg, KEY);
-        let t = p.sign(&claims(TokenType::Refresh));
+        let t = p.sign(&claims(TokenType::Refresh)).unwrap();
         assert_eq!(
             p.verify(&t, None, now()),
             reference_verify(&p, KEY, &t, None, now())
@@ -660,7 +683,11 @@ fn hs384_and_hs512_sign_and_verify_with_their_own_mac() {
         assert!(p.verify(&t, None, now()).is_ok());
         // A token of another HMAC size is refused even with the same key.
         assert_eq!(
-            p.verify(&policy().sign(&claims(TokenType::Refresh)), None, now()),
+            p.verify(
+                &policy().sign(&claims(TokenType::Refresh)).unwrap(),
+                None,
+                now()
+            ),
             Err(TokenError::Invalid)
         );
     }
@@ -741,14 +768,366 @@ fn a_repeated_claim_is_refused() {
 #[test]
 fn own_header_is_what_signing_writes_and_other_header_spellings_still_verify() {
     let p = policy();
-    let t = p.sign(&claims(TokenType::Access));
-    assert_eq!(t.split('.').next(), Some(p.own_header.as_str()));
-    // PyJWT (simplejwt) writes the same header, so its tokens take the matched path too.
+    let kid = HmacKey::new(SignatureAlgorithm::HS256, KEY)
+        .unwrap()
+        .kid()
+        .to_string();
+    let t = p.sign(&claims(TokenType::Access)).unwrap();
+    let header: Value =
+        serde_json::from_slice(&B64.decode(t.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        header,
+        serde_json::json!({"typ": "JWT", "alg": "HS256", "kid": kid})
+    );
+    let ring = p.ring();
+    assert!(ring.by_header(t.split('.').next().unwrap()).is_some());
+    // PyJWT (simplejwt) writes no kid; its header is matched too (the legacy form).
     let pyjwt = raw(r#"{"typ":"JWT","alg":"HS256"}"#, &payload(""), KEY);
-    assert_eq!(pyjwt.split('.').next(), Some(p.own_header.as_str()));
+    assert!(ring.by_header(pyjwt.split('.').next().unwrap()).is_some());
     assert!(p.verify(&pyjwt, Some(TokenType::Access), now()).is_ok());
     // Another spelling of the same header is parsed instead of matched, and verifies.
     let other = raw(r#"{"alg":"HS256","typ":"JWT"}"#, &payload(""), KEY);
-    assert_ne!(other.split('.').next(), Some(p.own_header.as_str()));
+    assert!(ring.by_header(other.split('.').next().unwrap()).is_none());
     assert!(p.verify(&other, Some(TokenType::Access), now()).is_ok());
+    let named = raw(
+        &format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#),
+        &payload(""),
+        KEY,
+    );
+    assert!(p.verify(&named, Some(TokenType::Access), now()).is_ok());
+    // A kid naming no key of this ring is refused, whatever the signature.
+    let elsewhere = raw(
+        r#"{"alg":"HS256","kid":"hs-someone-else"}"#,
+        &payload(""),
+        KEY,
+    );
+    assert_eq!(
+        p.verify_checked(&elsewhere, None, now()).unwrap_err(),
+        Refusal {
+            error: TokenError::Invalid,
+            unknown_key: true
+        }
+    );
+}
+
+// ---- Asymmetric keys, the key ring and forged tokens. ----
+
+const ASYMMETRIC: [SignatureAlgorithm; 3] = [
+    SignatureAlgorithm::EdDSA,
+    SignatureAlgorithm::ES256,
+    SignatureAlgorithm::RS256,
+];
+
+fn asymmetric(alg: SignatureAlgorithm) -> Arc<AsymmetricKey> {
+    Arc::new(AsymmetricKey::generate(alg).unwrap().0)
+}
+
+fn policy_with(key: Arc<dyn TokenKey>) -> TokenPolicy {
+    let cfg = JwtConfig {
+        algorithm: key.algorithm().name().into(),
+        ..Default::default()
+    };
+    TokenPolicy::new(&cfg, key)
+}
+
+/// A compact token from raw header/payload JSON and a signature over them made by `sign`.
+fn raw_signed(header: &str, payload: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let h = B64.encode(header);
+    let p = B64.encode(payload);
+    let sig = sign(format!("{h}.{p}").as_bytes());
+    format!("{h}.{p}.{}", B64.encode(sig))
+}
+
+/// The JOSE crate verifies sekisho's asymmetric tokens with nothing but the published JWK.
+#[test]
+fn asymmetric_tokens_verify_here_and_with_the_jose_crate_from_the_jwks() {
+    for alg in ASYMMETRIC {
+        let key = asymmetric(alg);
+        let p = policy_with(key.clone());
+        let t = p.sign(&claims(TokenType::Access)).unwrap();
+        assert_eq!(
+            p.verify(&t, Some(TokenType::Access), now()).unwrap(),
+            claims(TokenType::Access)
+        );
+        assert_eq!(
+            t,
+            p.sign(&claims(TokenType::Access)).unwrap(),
+            "{alg:?} is deterministic"
+        );
+        let header: Value =
+            serde_json::from_slice(&B64.decode(t.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            serde_json::json!({"typ": "JWT", "alg": alg.name(), "kid": key.kid()})
+        );
+        let jwks = p.ring().jwks(now());
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jose(alg));
+        v.validate_exp = false;
+        v.required_spec_claims = Default::default();
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            &t,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &v,
+        )
+        .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
+        assert_eq!(data.claims["user_id"], "7");
+    }
+}
+
+#[test]
+fn forged_asymmetric_tokens_are_refused() {
+    use TokenError::Invalid;
+    for alg in ASYMMETRIC {
+        let key = asymmetric(alg);
+        let p = policy_with(key.clone());
+        let kid = key.kid();
+        let good = payload("");
+        let jwk = Value::Object(key.public_jwk().unwrap());
+        let mut forged: Vec<(String, String)> = Vec::new();
+        // Algorithm switching: HMAC with the public key as the secret, in every form a
+        // confused verifier might use (the JWK text, its members, their decoded bytes).
+        let mut secrets: Vec<Vec<u8>> = vec![jwk.to_string().into_bytes()];
+        for m in ["x", "y", "n", "e"] {
+            if let Some(v) = jwk[m].as_str() {
+                secrets.push(v.as_bytes().to_vec());
+                secrets.push(B64.decode(v).unwrap());
+            }
+        }
+        for secret in &secrets {
+            for hs in ["HS256", "HS384", "HS512"] {
+                let h = format!(r#"{{"typ":"JWT","alg":"{hs}","kid":"{kid}"}}"#);
+                // (A secret too short for an HMAC key here is padded by repeating it; the
+                // forgery is refused for its algorithm, not its length.)
+                let secret = secret.repeat(32 / secret.len() + 1);
+                let mac = HmacKey::new(SignatureAlgorithm::parse(hs).unwrap(), &secret).unwrap();
+                forged.push((
+                    format!("{hs} with the public key"),
+                    raw_signed(&h, &good, |m| mac.sign(m)),
+                ));
+            }
+        }
+        // An HS token with no kid (what Django mints) is not accepted by an asymmetric ring.
+        forged.push(("no kid, HS256".into(), raw(HS, &good, KEY)));
+        // Our own header, signed by another key of the same algorithm.
+        let other = asymmetric(alg);
+        let own_header = format!(r#"{{"typ":"JWT","alg":"{}","kid":"{kid}"}}"#, alg.name());
+        forged.push((
+            "another key".into(),
+            raw_signed(&own_header, &good, |m| other.sign(m)),
+        ));
+        // Another asymmetric algorithm under our kid, signed by a key of that algorithm.
+        for switch in ASYMMETRIC.into_iter().filter(|a| *a != alg) {
+            let k = asymmetric(switch);
+            let h = format!(r#"{{"alg":"{}","kid":"{kid}"}}"#, switch.name());
+            forged.push((
+                format!("as {switch:?}"),
+                raw_signed(&h, &good, |m| k.sign(m)),
+            ));
+        }
+        // A kid that points nowhere, and a header without one.
+        let h = format!(r#"{{"alg":"{}","kid":"nowhere"}}"#, alg.name());
+        forged.push(("kid nowhere".into(), raw_signed(&h, &good, |m| key.sign(m))));
+        let h = format!(r#"{{"alg":"{}"}}"#, alg.name());
+        forged.push(("no kid".into(), raw_signed(&h, &good, |m| key.sign(m))));
+        forged.push((
+            "kid not a string".into(),
+            raw_signed(
+                &format!(r#"{{"alg":"{}","kid":7}}"#, alg.name()),
+                &good,
+                |m| key.sign(m),
+            ),
+        ));
+        // Header parameters pointing at the attacker's key: refused even with our signature.
+        let attacker = Value::Object(other.public_jwk().unwrap());
+        for (name, value) in [
+            ("jwk", attacker.to_string()),
+            ("jku", r#""https://evil.example/jwks.json""#.into()),
+            ("x5u", r#""https://evil.example/cert.pem""#.into()),
+            ("x5c", r#"["MIIB"]"#.into()),
+            ("crit", r#"["exp"]"#.into()),
+        ] {
+            let h = format!(
+                r#"{{"alg":"{}","kid":"{kid}","{name}":{value}}}"#,
+                alg.name()
+            );
+            forged.push((
+                format!("{name} (our signature)"),
+                raw_signed(&h, &good, |m| key.sign(m)),
+            ));
+            let h = format!(r#"{{"alg":"{}","{name}":{value}}}"#, alg.name());
+            forged.push((
+                format!("{name} (their signature)"),
+                raw_signed(&h, &good, |m| other.sign(m)),
+            ));
+        }
+        // A repeated kid, "none", an empty or truncated signature.
+        let h = format!(r#"{{"alg":"{}","kid":"{kid}","kid":"{kid}"}}"#, alg.name());
+        forged.push((
+            "repeated kid".into(),
+            raw_signed(&h, &good, |m| key.sign(m)),
+        ));
+        let h = format!(r#"{{"alg":"none","kid":"{kid}"}}"#);
+        forged.push(("none".into(), raw_signed(&h, &good, |_| Vec::new())));
+        let t = p.sign(&claims(TokenType::Access)).unwrap();
+        let (signed, sig) = t.rsplit_once('.').unwrap();
+        forged.push(("empty signature".into(), format!("{signed}.")));
+        let bytes = B64.decode(sig).unwrap();
+        forged.push((
+            "short signature".into(),
+            format!("{signed}.{}", B64.encode(&bytes[1..])),
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        forged.push((
+            "long signature".into(),
+            format!("{signed}.{}", B64.encode(&long)),
+        ));
+        // The payload swapped under a valid signature.
+        let (h, _) = t.split_once('.').unwrap();
+        let swapped = B64.encode(payload("").replace(r#""user_id":"7""#, r#""user_id":"1""#));
+        forged.push(("swapped payload".into(), format!("{h}.{swapped}.{sig}")));
+        if alg == SignatureAlgorithm::ES256 {
+            // The same ECDSA signature DER-encoded instead of r ‖ s (RFC 7518 §3.4).
+            let s = p256::ecdsa::Signature::from_slice(&bytes).unwrap();
+            forged.push((
+                "DER signature".into(),
+                format!("{signed}.{}", B64.encode(s.to_der().as_bytes())),
+            ));
+        }
+        for (what, token) in &forged {
+            assert_eq!(
+                p.verify(token, Some(TokenType::Access), now()),
+                Err(Invalid),
+                "{alg:?}: {what}"
+            );
+        }
+        assert!(forged.len() > 20);
+        // Only the kid pointing nowhere is worth re-reading the stored keys for.
+        let unknown: Vec<&str> = forged
+            .iter()
+            .filter(|(_, t)| p.verify_checked(t, None, now()).unwrap_err().unknown_key)
+            .map(|(w, _)| w.as_str())
+            .collect();
+        assert_eq!(unknown, ["kid nowhere"], "{alg:?}");
+    }
+}
+
+/// An HS ring keeps accepting Django's tokens (no kid) and refuses asymmetric-looking ones.
+#[test]
+fn an_hmac_ring_refuses_asymmetric_algorithms_under_its_kid() {
+    let p = policy();
+    let kid = HmacKey::new(SignatureAlgorithm::HS256, KEY)
+        .unwrap()
+        .kid()
+        .to_string();
+    for alg in ASYMMETRIC {
+        let k = asymmetric(alg);
+        let h = format!(r#"{{"alg":"{}","kid":"{kid}"}}"#, alg.name());
+        let t = raw_signed(&h, &payload(""), |m| k.sign(m));
+        assert_eq!(
+            p.verify(&t, None, now()),
+            Err(TokenError::Invalid),
+            "{alg:?}"
+        );
+        let h = format!(r#"{{"alg":"{}"}}"#, alg.name());
+        let t = raw_signed(&h, &payload(""), |m| k.sign(m));
+        assert_eq!(
+            p.verify(&t, None, now()),
+            Err(TokenError::Invalid),
+            "{alg:?}"
+        );
+    }
+    assert_eq!(p.ring().jwks(now()), serde_json::json!({"keys": []}));
+}
+
+/// Rotation inside the policy: tokens are signed by the key whose window holds their `iat`,
+/// old keys verify until their tail ends, the JWKS lists what verifies (the next key too).
+#[test]
+fn the_ring_signs_by_issue_time_and_verifies_until_the_tail() {
+    for alg in ASYMMETRIC {
+        let (old, new) = (asymmetric(alg), asymmetric(alg));
+        let switch = Timestamp::from_secs(NOW + 600);
+        let tail_end = switch.plus(std::time::Duration::from_secs(86_400));
+        let ring = || {
+            KeyRing::new(vec![
+                RingKey {
+                    key: old.clone(),
+                    generation: 1,
+                    signs_from: Some(Timestamp::from_secs(NOW - 86_400)),
+                    signs_until: Some(switch),
+                    verifies_until: Some(tail_end),
+                },
+                RingKey {
+                    key: new.clone(),
+                    generation: 2,
+                    signs_from: Some(switch),
+                    signs_until: None,
+                    verifies_until: None,
+                },
+            ])
+        };
+        let p = policy_with(old.clone());
+        let before = p.sign(&claims(TokenType::Refresh)).unwrap();
+        p.replace_ring(ring());
+        // Before the switch the old key signs; the same claims give the same bytes after the
+        // ring changed (the grace window's identical successor).
+        assert_eq!(
+            p.sign(&claims(TokenType::Refresh)).unwrap(),
+            before,
+            "{alg:?}"
+        );
+        let jwks = p.ring().jwks(now());
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kids,
+            [new.kid(), old.kid()],
+            "the next key is published ahead"
+        );
+        let mut later = claims(TokenType::Refresh);
+        later.iat = switch.secs();
+        later.exp = later.iat + 300;
+        let after = p.sign(&later).unwrap();
+        let kid_of = |t: &str| {
+            let h: Value =
+                serde_json::from_slice(&B64.decode(t.split('.').next().unwrap()).unwrap()).unwrap();
+            h["kid"].as_str().unwrap().to_string()
+        };
+        assert_eq!(kid_of(&before), old.kid());
+        assert_eq!(kid_of(&after), new.kid());
+        let at = |t: Timestamp, c: &str| p.verify(c, None, t);
+        assert!(at(switch, &after).is_ok());
+        // The old key's token verifies up to the end of its tail (its own exp permitting).
+        let mut long = claims(TokenType::Refresh);
+        long.exp = tail_end.secs() + 10;
+        let long = {
+            p.replace_ring(KeyRing::single(old.clone()));
+            let t = p.sign(&long).unwrap();
+            p.replace_ring(ring());
+            t
+        };
+        assert!(at(tail_end, &long).is_ok(), "{alg:?}");
+        assert_eq!(
+            at(tail_end.plus(std::time::Duration::from_millis(1)), &long),
+            Err(TokenError::Invalid)
+        );
+        let jwks = p
+            .ring()
+            .jwks(tail_end.plus(std::time::Duration::from_secs(1)));
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            1,
+            "the old key left the JWKS"
+        );
+        // An empty ring signs nothing (fail closed).
+        p.replace_ring(KeyRing::default());
+        assert_eq!(p.sign(&claims(TokenType::Access)), Err(NoSigningKey));
+    }
 }
