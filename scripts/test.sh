@@ -5,9 +5,11 @@
 #      real binary on loopback,
 #   3. the browser client (clients/js): typecheck, Vitest unit tests, build; the Vue demo's build,
 #   4. real-browser tests: headless Debian Chromium driven by playwright-core,
-#   and between them bounded fuzzing of the parsers (scripts/fuzz.sh) and the property-based
-#   API test generated from the OpenAPI document (scripts/schemathesis.sh), and Django's own
-#   password hashers checked against sekisho's verifier (scripts/django_hashers.sh).
+#   and between them bounded fuzzing of the parsers (scripts/fuzz.sh), the property-based
+#   API test generated from the OpenAPI document (scripts/schemathesis.sh), Django's own
+#   password hashers checked against sekisho's verifier (scripts/django_hashers.sh) and the
+#   interop test with a Django + DRF + djangorestframework-simplejwt resource server and PyJWT
+#   (scripts/interop.sh; SEKISHO_INTEROP_ALGORITHMS picks the algorithms, default all four).
 # Installs what it needs (Debian's chromium and nginx, cargo-fuzz, the npm packages from their
 # lockfiles) when missing.
 set -euo pipefail
@@ -71,6 +73,9 @@ scripts/schemathesis.sh
 
 step "Django password formats against fresh vectors from Django's own hashers"
 scripts/django_hashers.sh
+
+step "interop with Django/DRF/simplejwt and PyJWT"
+scripts/interop.sh
 
 npm_ci() { npm ci --no-audit --no-fund --loglevel=error; }
 
