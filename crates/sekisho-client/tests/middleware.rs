@@ -3,20 +3,27 @@
 mod fake;
 
 use fake::{FakeServer, PASSWORD, USER, http};
-use reqwest_middleware::ClientBuilder;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use sekisho_client::{Client, Error};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
-#[tokio::test]
-async fn calls_through_the_middleware_carry_the_token_and_share_one_refresh() {
-    let s = FakeServer::start().await;
+/// A reqwest-middleware client carrying a sekisho client's tokens (logged in, or not).
+async fn through_middleware(s: &FakeServer, logged_in: bool) -> ClientWithMiddleware {
     let c = Client::builder(&s.base)
         .http_client(http())
         .build()
         .unwrap();
-    c.login(USER, PASSWORD).await.unwrap();
-    let api = ClientBuilder::new(http()).with(c.middleware()).build();
+    if logged_in {
+        c.login(USER, PASSWORD).await.unwrap();
+    }
+    ClientBuilder::new(http()).with(c.middleware()).build()
+}
+
+#[tokio::test]
+async fn calls_through_the_middleware_carry_the_token_and_share_one_refresh() {
+    let s = FakeServer::start().await;
+    let api = through_middleware(&s, true).await;
     let res = api
         .get(format!("{}/api/thing/", s.base))
         .send()
@@ -55,12 +62,7 @@ async fn calls_through_the_middleware_carry_the_token_and_share_one_refresh() {
 async fn other_origins_pass_through_without_the_token() {
     let s = FakeServer::start().await;
     let other = FakeServer::start().await;
-    let c = Client::builder(&s.base)
-        .http_client(http())
-        .build()
-        .unwrap();
-    c.login(USER, PASSWORD).await.unwrap();
-    let api = ClientBuilder::new(http()).with(c.middleware()).build();
+    let api = through_middleware(&s, true).await;
     let res = api
         .get(format!("{}/open/", other.base))
         .send()
@@ -74,11 +76,7 @@ async fn other_origins_pass_through_without_the_token() {
 #[tokio::test]
 async fn the_clients_errors_come_back_as_middleware_errors() {
     let s = FakeServer::start().await;
-    let c = Client::builder(&s.base)
-        .http_client(http())
-        .build()
-        .unwrap();
-    let api = ClientBuilder::new(http()).with(c.middleware()).build();
+    let api = through_middleware(&s, false).await;
     let e = api
         .get(format!("{}/api/thing/", s.base))
         .send()

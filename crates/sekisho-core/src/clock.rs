@@ -19,6 +19,14 @@ impl Timestamp {
     pub fn secs(self) -> i64 {
         self.0.div_euclid(1000)
     }
+    /// `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, rounded down), for logs and the CLI. Clamped to
+    /// 1970–9999, the range the format can write.
+    pub fn rfc3339(self) -> String {
+        const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let secs = self.secs().clamp(0, LAST) as u64;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        humantime::format_rfc3339_seconds(t).to_string()
+    }
     pub fn plus(self, d: std::time::Duration) -> Self {
         Timestamp(
             self.0
@@ -61,5 +69,22 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    #[test]
+    fn rfc3339_writes_civil_dates_and_clamps_what_it_cannot_write() {
+        assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(951_782_400_000).rfc3339(), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            Timestamp(1_767_225_599_999).rfc3339(),
+            "2025-12-31T23:59:59Z"
+        );
+        assert_eq!(Timestamp(-5).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(i64::MAX).rfc3339(), "9999-12-31T23:59:59Z");
     }
 }

@@ -131,6 +131,10 @@ async fn metric(client: &reqwest::Client, s: &Server, sample: &str) -> f64 {
         .text()
         .await
         .unwrap();
+    sample_value(&text, sample)
+}
+
+fn sample_value(text: &str, sample: &str) -> f64 {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(sample)?
@@ -142,9 +146,43 @@ async fn metric(client: &reqwest::Client, s: &Server, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// One kept-alive connection made before a flood. A raw socket, not a pooled client: at the
+/// cap, a client pool that opens a second connection (it may, while the first one is being
+/// checked back in) is refused, and the test would measure the pool instead of the server.
+struct Kept(TcpStream);
+
+impl Kept {
+    async fn open(s: &Server) -> Self {
+        let mut kept = Kept(TcpStream::connect(s.authority()).await.unwrap());
+        assert_eq!(kept.get("/healthz").await.0, 200);
+        kept
+    }
+
+    /// Status and body of `GET path` on this connection; panics when the server closed it.
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        self.0.write_all(request.as_bytes()).await.unwrap();
+        read_full_response(&mut self.0)
+            .await
+            .unwrap_or_else(|| panic!("GET {path}: the kept-alive connection was closed"))
+    }
+
+    async fn metric(&mut self, sample: &str) -> f64 {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        sample_value(&text, sample)
+    }
+}
+
 /// Reads one response from a kept-alive connection: its status, or `None` when the server
 /// closed the connection first.
 async fn read_response(conn: &mut TcpStream) -> Option<u16> {
+    read_full_response(conn).await.map(|(status, _)| status)
+}
+
+/// Status and body (by `Content-Length`) of one response, or `None` when the server closed the
+/// connection first.
+async fn read_full_response(conn: &mut TcpStream) -> Option<(u16, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -169,7 +207,8 @@ async fn read_response(conn: &mut TcpStream) -> Option<u16> {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    Some(status)
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
+    Some((status, body))
 }
 
 /// Opens `n` connections that send nothing; each connect must complete within 3 s (the listen
@@ -189,11 +228,8 @@ async fn connect_many(s: &Server, n: usize) -> Vec<TcpStream> {
 /// Waits for the server to close `conn` (EOF or reset); `None` if it is still open at `limit`.
 /// A kept-alive client that has made one request (it holds a slot), then `n` raw connections
 /// at once: the client, the connections, and how many of them stayed open for 3 s.
-async fn flood(s: &Server, n: usize) -> (reqwest::Client, Vec<TcpStream>, usize) {
-    let keep = client();
-    let r = keep.get(s.url("/healthz")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.bytes().await.unwrap();
+async fn flood(s: &Server, n: usize) -> (Kept, Vec<TcpStream>, usize) {
+    let keep = Kept::open(s).await;
     let mut conns = connect_many(s, n).await;
     let verdicts = futures::future::join_all(
         conns
@@ -359,7 +395,7 @@ async fn a_flood_beyond_the_cap_is_closed_at_once_and_the_server_keeps_answering
     let s = &c.server;
     // One kept-alive connection before the flood holds one of the 50 slots; the connections
     // beyond the cap are closed at once, the others stay open.
-    let (keep, flood, held) = flood(s, 200).await;
+    let (mut keep, flood, held) = flood(s, 200).await;
     assert!(
         (45..=49).contains(&held),
         "{held} of 200 flood connections held open under a cap of 50 (one slot in use)"
@@ -368,18 +404,12 @@ async fn a_flood_beyond_the_cap_is_closed_at_once_and_the_server_keeps_answering
     // The existing connection is answered throughout, and says what happened.
     for _ in 0..3 {
         let t = Instant::now();
-        let r = keep
-            .get(s.url("/healthz"))
-            .send()
-            .await
-            .expect("keep-alive");
-        assert_eq!(r.status(), 200);
-        r.bytes().await.unwrap();
+        assert_eq!(keep.get("/healthz").await.0, 200);
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
-    let refused = metric(&keep, s, "sekisho_connections_refused_total").await;
+    let refused = keep.metric("sekisho_connections_refused_total").await;
     assert!(refused >= (200 - held) as f64, "refused counted: {refused}");
-    assert_eq!(metric(&keep, s, "sekisho_connections_open").await, 50.0);
+    assert_eq!(keep.metric("sekisho_connections_open").await, 50.0);
     // A new connection at the cap is closed without an answer.
     assert!(fresh_client().get(s.url("/healthz")).send().await.is_err());
 
@@ -679,18 +709,13 @@ async fn the_default_cap_fits_a_low_open_file_limit() {
         Some("-n 160"),
     );
     let s = &c.server;
-    let (keep, _flood, held) = flood(s, 300).await;
+    let (mut keep, _flood, held) = flood(s, 300).await;
     assert!(
         held <= 79,
         "{held} flood connections held under the default cap of 80"
     );
-    let r = keep
-        .get(s.url("/healthz"))
-        .send()
-        .await
-        .expect("keep-alive");
-    assert_eq!(r.status(), 200);
-    assert_eq!(metric(&keep, s, "sekisho_connections_open").await, 80.0);
+    assert_eq!(keep.get("/healthz").await.0, 200);
+    assert_eq!(keep.metric("sekisho_connections_open").await, 80.0);
     assert_eq!(c.log_lines("accept error"), 0);
     assert_eq!(c.log_lines("connection cap reached"), 1);
 }
