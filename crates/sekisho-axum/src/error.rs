@@ -364,7 +364,10 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
         ),
         MfaAlreadyEnrolled => (
             StatusCode::CONFLICT,
-            detail_code("A second factor is already enrolled.", "mfa_already_enrolled"),
+            detail_code(
+                "A second factor is already enrolled.",
+                "mfa_already_enrolled",
+            ),
         ),
         MfaNotEnrolled => (
             StatusCode::BAD_REQUEST,

@@ -802,7 +802,16 @@ impl Config {
         }
         if matches!(
             jwt.user_id_claim.as_str(),
-            "token_type" | "exp" | "iat" | "jti" | "fid" | "iss" | "aud" | "nbf" | "amr" | "auth_time"
+            "token_type"
+                | "exp"
+                | "iat"
+                | "jti"
+                | "fid"
+                | "iss"
+                | "aud"
+                | "nbf"
+                | "amr"
+                | "auth_time"
         ) {
             return err(format!(
                 "jwt.user_id_claim: {:?} is a reserved claim",
@@ -810,7 +819,9 @@ impl Config {
             ));
         }
         let mfa = &self.mfa;
-        if mfa.issuer.trim().is_empty() || mfa.issuer.len() > 64 || mfa.issuer.contains(':')
+        if mfa.issuer.trim().is_empty()
+            || mfa.issuer.len() > 64
+            || mfa.issuer.contains(':')
             || mfa.issuer.chars().any(char::is_control)
         {
             return err("mfa.issuer: must be 1 to 64 printable characters without ':'".into());

@@ -40,14 +40,30 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             sqlite::SqliteStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
-        (s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s)
+        (
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s,
+        )
     } else {
         let s = Arc::new(
             postgres::PgStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
         pg = Some((*s).clone());
-        (s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s)
+        (
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s,
+        )
     };
     let store = &config.sessions.store;
     let (families, sessions): (Arc<dyn FamilyStore>, Arc<dyn SessionStore>) =

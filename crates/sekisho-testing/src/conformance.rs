@@ -533,26 +533,49 @@ pub async fn mfa_store(users: &dyn UserStore, mfa: &dyn sekisho_core::store::Mfa
     let pending = mfa.totp(uid).await.unwrap().unwrap();
     assert_eq!(pending.sealed_secret, b"sealed-2");
     assert_eq!(pending.confirmed_at, None);
-    assert!(!mfa.use_totp_step(uid, 5).await.unwrap(), "a pending secret verifies nothing");
+    assert!(
+        !mfa.use_totp_step(uid, 5).await.unwrap(),
+        "a pending secret verifies nothing"
+    );
     let hashes: Vec<String> = (0..3).map(|i| format!("hash-{i}")).collect();
     assert!(mfa.confirm_totp(uid, 10, t, &hashes).await.unwrap());
     assert!(!mfa.confirm_totp(uid, 11, t, &hashes).await.unwrap());
-    assert!(!mfa.begin_totp(uid, b"sealed-3", t).await.unwrap(), "confirmed stays");
+    assert!(
+        !mfa.begin_totp(uid, b"sealed-3", t).await.unwrap(),
+        "confirmed stays"
+    );
     let confirmed = mfa.totp(uid).await.unwrap().unwrap();
     assert_eq!(confirmed.sealed_secret, b"sealed-2");
     assert_eq!(confirmed.confirmed_at, Some(t));
     assert_eq!(confirmed.last_step, Some(10));
-    assert!(!mfa.use_totp_step(uid, 10).await.unwrap(), "the confirming step is used");
+    assert!(
+        !mfa.use_totp_step(uid, 10).await.unwrap(),
+        "the confirming step is used"
+    );
     assert!(mfa.use_totp_step(uid, 11).await.unwrap());
-    assert!(!mfa.use_totp_step(uid, 11).await.unwrap(), "a step counts once");
-    assert!(!mfa.use_totp_step(uid, 9).await.unwrap(), "no older step after a newer one");
+    assert!(
+        !mfa.use_totp_step(uid, 11).await.unwrap(),
+        "a step counts once"
+    );
+    assert!(
+        !mfa.use_totp_step(uid, 9).await.unwrap(),
+        "no older step after a newer one"
+    );
     assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 3);
     assert!(mfa.use_recovery_code(uid, "hash-1").await.unwrap());
-    assert!(!mfa.use_recovery_code(uid, "hash-1").await.unwrap(), "a code works once");
+    assert!(
+        !mfa.use_recovery_code(uid, "hash-1").await.unwrap(),
+        "a code works once"
+    );
     let other = new_user(users).await;
-    assert!(!mfa.use_recovery_code(other, "hash-0").await.unwrap(), "codes are per user");
+    assert!(
+        !mfa.use_recovery_code(other, "hash-0").await.unwrap(),
+        "codes are per user"
+    );
     assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 2);
-    mfa.replace_recovery_codes(uid, &["new".to_string()], t).await.unwrap();
+    mfa.replace_recovery_codes(uid, &["new".to_string()], t)
+        .await
+        .unwrap();
     assert!(!mfa.use_recovery_code(uid, "hash-0").await.unwrap());
     assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 1);
     assert!(mfa.delete_totp(uid).await.unwrap());
@@ -571,7 +594,10 @@ pub async fn mfa_store(users: &dyn UserStore, mfa: &dyn sekisho_core::store::Mfa
     mfa.create_challenge(&c).await.unwrap();
     assert_eq!(mfa.challenge(&c.id_hash).await.unwrap(), Some(c.clone()));
     assert!(mfa.consume_challenge(&c.id_hash).await.unwrap());
-    assert!(!mfa.consume_challenge(&c.id_hash).await.unwrap(), "consumed once");
+    assert!(
+        !mfa.consume_challenge(&c.id_hash).await.unwrap(),
+        "consumed once"
+    );
     assert_eq!(mfa.challenge(&c.id_hash).await.unwrap(), None);
     let old = ChallengeRecord {
         id_hash: hex128() + &hex128(),
@@ -580,7 +606,10 @@ pub async fn mfa_store(users: &dyn UserStore, mfa: &dyn sekisho_core::store::Mfa
         ..c.clone()
     };
     mfa.create_challenge(&old).await.unwrap();
-    assert_eq!(mfa.challenge(&old.id_hash).await.unwrap(), Some(old.clone()));
+    assert_eq!(
+        mfa.challenge(&old.id_hash).await.unwrap(),
+        Some(old.clone())
+    );
     assert!(
         mfa.purge_expired_challenges(Timestamp::from_secs(T0 + 300))
             .await

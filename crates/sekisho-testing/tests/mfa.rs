@@ -32,7 +32,10 @@ async fn bearer_post(h: &Harness, path: &str, token: &str, body: Value) -> Reply
     h.send(
         Method::POST,
         path,
-        &[("authorization", &auth), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
         Some(body.to_string().into_bytes()),
     )
     .await
@@ -107,7 +110,10 @@ async fn totp_is_enrolled_confirmed_and_disabled() {
     let r = bearer_post(&h, "/api/auth/mfa/totp/", &access, json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let uri = r.str("otpauth_uri");
-    assert!(uri.starts_with("otpauth://totp/sekisho:alice?secret="), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/sekisho:alice?secret="),
+        "{uri}"
+    );
     assert!(uri.ends_with("&issuer=sekisho&algorithm=SHA1&digits=6&period=30"));
     assert!(r.str("qr_svg").contains("<svg"));
     let secret = totp::from_base32(&r.str("secret")).unwrap();
@@ -117,8 +123,17 @@ async fn totp_is_enrolled_confirmed_and_disabled() {
     assert_eq!(pending.body["totp_pending"], true);
     assert_eq!(pending.body["totp"], false);
 
-    let wrong = format!("{:06}", (code(&h, &secret, 0).parse::<u32>().unwrap() + 1) % 1_000_000);
-    let r = bearer_post(&h, "/api/auth/mfa/totp/confirm/", &access, json!({"code": wrong})).await;
+    let wrong = format!(
+        "{:06}",
+        (code(&h, &secret, 0).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/totp/confirm/",
+        &access,
+        json!({"code": wrong}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(
         r.body,
@@ -217,7 +232,10 @@ async fn the_token_login_issues_nothing_before_the_factor_and_records_amr() {
     let rc = claims(&refreshed.str("access"));
     assert_eq!(rc["amr"], json!(["pwd", "otp"]));
     assert_eq!(rc["auth_time"], c["auth_time"]);
-    assert_eq!(claims(&refreshed.str("refresh"))["amr"], json!(["pwd", "otp"]));
+    assert_eq!(
+        claims(&refreshed.str("refresh"))["amr"],
+        json!(["pwd", "otp"])
+    );
 
     // Single use: the same challenge logs in once.
     h.advance(STEP);
@@ -229,7 +247,10 @@ async fn the_token_login_issues_nothing_before_the_factor_and_records_amr() {
         .await;
     assert_eq!(again.status, 401);
     assert_eq!(again.body["code"], "mfa_challenge_invalid");
-    assert_eq!(again.header("www-authenticate"), Some("Bearer realm=\"api\""));
+    assert_eq!(
+        again.header("www-authenticate"),
+        Some("Bearer realm=\"api\"")
+    );
 }
 
 #[tokio::test]
@@ -248,7 +269,11 @@ async fn the_session_login_sets_no_cookie_before_the_factor() {
         .await;
     let challenge = assert_mfa_required(&r);
     assert_eq!(b.session(), None);
-    assert_eq!(b.csrf(), Some(anonymous_csrf.clone()), "CSRF not rotated yet");
+    assert_eq!(
+        b.csrf(),
+        Some(anonymous_csrf.clone()),
+        "CSRF not rotated yet"
+    );
     assert_eq!(b.get("/api/auth/me/").await.body["username"], Value::Null);
 
     // A token-flow completion does not take a session challenge.
@@ -298,7 +323,10 @@ async fn the_session_completion_is_csrf_protected() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.body, json!({"detail": "CSRF Failed: CSRF cookie not set."}));
+    assert_eq!(
+        r.body,
+        json!({"detail": "CSRF Failed: CSRF cookie not set."})
+    );
 }
 
 #[tokio::test]
@@ -474,7 +502,10 @@ async fn a_correct_password_does_not_reset_the_count_of_wrong_codes() {
     let h = Harness::start(&[("SEKISHO_THROTTLE__MAX_FAILURES_PER_ACCOUNT", "3")]).await;
     h.user("alice").await;
     let (secret, _) = enrol(&h, "alice").await;
-    let wrong = format!("{:06}", (code(&h, &secret, 0).parse::<u32>().unwrap() + 1) % 1_000_000);
+    let wrong = format!(
+        "{:06}",
+        (code(&h, &secret, 0).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
     for _ in 0..3 {
         let c = token_challenge(&h, "alice").await;
         let r = h
@@ -584,10 +615,20 @@ async fn bad_input_is_400_or_401_json_never_500() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // The factor endpoints need a login.
-    for path in ["/api/auth/mfa/totp/", "/api/auth/mfa/totp/confirm/", "/api/auth/mfa/totp/disable/", "/api/auth/mfa/recovery-codes/"] {
+    for path in [
+        "/api/auth/mfa/totp/",
+        "/api/auth/mfa/totp/confirm/",
+        "/api/auth/mfa/totp/disable/",
+        "/api/auth/mfa/recovery-codes/",
+    ] {
         assert_eq!(h.post_json(path, json!({})).await.status, 401, "{path}");
     }
-    assert_eq!(h.send(Method::GET, "/api/auth/mfa/", &[], None).await.status, 401);
+    assert_eq!(
+        h.send(Method::GET, "/api/auth/mfa/", &[], None)
+            .await
+            .status,
+        401
+    );
 }
 
 const STEP_UP_POLICY: &str = r#"

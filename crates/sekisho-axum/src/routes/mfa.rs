@@ -33,9 +33,7 @@ fn presented_factor(input: &Input) -> Result<(FactorField, String), ApiError> {
     match (code, rc) {
         (Some(c), None) if totp::plausible_code(&c) => Ok((FactorField::Code, c)),
         (Some(_), None) => Err(ApiError::field("code", FieldProblem::InvalidTotpCode)),
-        (None, Some(r)) if recovery::normalize(&r).is_some() => {
-            Ok((FactorField::RecoveryCode, r))
-        }
+        (None, Some(r)) if recovery::normalize(&r).is_some() => Ok((FactorField::RecoveryCode, r)),
         (None, Some(_)) => Err(ApiError::field(
             "recovery_code",
             FieldProblem::InvalidRecoveryCode,
@@ -115,7 +113,10 @@ pub async fn begin_totp(State(state): State<AppState>, req: Request) -> Result<R
 
 /// `POST /api/auth/mfa/totp/confirm/` `{"code"}`: activates the pending factor; answers the
 /// recovery codes, once.
-pub async fn confirm_totp(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (mut parts, input) = parts_and_input(&state, req).await?;
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
     let [code] = input.strings([("code", Trim::Yes)])?;
@@ -132,7 +133,10 @@ pub async fn confirm_totp(State(state): State<AppState>, req: Request) -> Result
 }
 
 /// `POST /api/auth/mfa/totp/disable/` `{"code"}` or `{"recovery_code"}`.
-pub async fn disable_totp(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn disable_totp(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (mut parts, input) = parts_and_input(&state, req).await?;
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
     let (field, value) = presented_factor(&input)?;
@@ -190,7 +194,12 @@ pub async fn complete_session_login(
     };
     let (s, codes) = state
         .auth
-        .login_session_second_factor(&challenge, factor(field, &value), device, previous.as_deref())
+        .login_session_second_factor(
+            &challenge,
+            factor(field, &value),
+            device,
+            previous.as_deref(),
+        )
         .await?;
     let mut jar = Jar::new(&state.http, meta.secure);
     jar.set_session(&s.cookie, s.cookie_max_age);

@@ -478,10 +478,7 @@ impl Auth {
 
     /// Begins the enrolment an "enrolment required" challenge asks for (the holder is not
     /// logged in yet; the challenge is their proof of the password).
-    pub async fn begin_totp_for_challenge(
-        &self,
-        token: &str,
-    ) -> Result<TotpEnrolment, AuthError> {
+    pub async fn begin_totp_for_challenge(&self, token: &str) -> Result<TotpEnrolment, AuthError> {
         for flow in [Flow::Session, Flow::Token] {
             match self.live_challenge(token, flow).await {
                 Ok((rec, user)) if rec.purpose == Purpose::Enrol => {

@@ -57,8 +57,10 @@ pub fn normalize(typed: &str) -> Option<String> {
         .filter(|c| *c != '-' && *c != ' ')
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    (s.len() == CHARS && s.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
-        .then_some(s)
+    (s.len() == CHARS
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
+    .then_some(s)
 }
 
 #[cfg(test)]
@@ -74,14 +76,23 @@ mod tests {
             assert_eq!(c.len(), 23, "{c}");
             assert_eq!(c.matches('-').count(), 3);
             let n = normalize(c).expect("a code normalizes");
-            assert_eq!(normalize(&c.to_uppercase().replace('-', " ")), Some(n.clone()));
+            assert_eq!(
+                normalize(&c.to_uppercase().replace('-', " ")),
+                Some(n.clone())
+            );
             assert!(seen.insert(n));
         }
     }
 
     #[test]
     fn garbage_is_not_a_code() {
-        for bad in ["", "123456", "abcde-abcde-abcde-abcd1", "abcde-abcde-abcde-abcd\u{0}", &"a".repeat(100)] {
+        for bad in [
+            "",
+            "123456",
+            "abcde-abcde-abcde-abcd1",
+            "abcde-abcde-abcde-abcd\u{0}",
+            &"a".repeat(100),
+        ] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
     }

@@ -26,7 +26,12 @@ fn hotp_value(secret: &[u8], counter: u64, digits: u32) -> u32 {
     mac.update(&counter.to_be_bytes());
     let h = mac.finalize().into_bytes();
     let offset = (h[h.len() - 1] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]);
+    let bin = u32::from_be_bytes([
+        h[offset] & 0x7f,
+        h[offset + 1],
+        h[offset + 2],
+        h[offset + 3],
+    ]);
     bin % 10u32.pow(digits)
 }
 
@@ -132,8 +137,8 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
 
 /// The URI as a QR code, an SVG document (for an `<img src="data:image/svg+xml,…">`).
 pub fn qr_svg(uri: &str) -> Option<String> {
-    let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M)
-        .ok()?;
+    let code =
+        qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M).ok()?;
     Some(
         code.render::<qrcode::render::svg::Color>()
             .min_dimensions(200, 200)
@@ -201,7 +206,15 @@ mod tests {
 
     #[test]
     fn only_six_ascii_digits_are_codes() {
-        for bad in ["", "12345", "1234567", "12345a", "١٢٣٤٥٦", "12 345", "123\u{0}56"] {
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "١٢٣٤٥٦",
+            "12 345",
+            "123\u{0}56",
+        ] {
             assert!(!plausible_code(bad), "{bad:?}");
             assert_eq!(matching_step(b"k", bad, 0, None), None);
         }
@@ -213,7 +226,10 @@ mod tests {
         assert_eq!(base32(b"f"), "MY");
         assert_eq!(base32(b"foob"), "MZXW6YQ");
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
-        assert_eq!(base32(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(
+            base32(b"12345678901234567890"),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
         for data in [&b""[..], b"f", b"foob", b"foobar", &[0xff; 20]] {
             assert_eq!(from_base32(&base32(data)).as_deref(), Some(data));
         }

@@ -304,7 +304,9 @@ impl TokenPolicy {
             };
             // Both or nothing; a shape sekisho never writes says nothing about the login.
             let login = match (&c.amr, c.auth_time.as_ref().and_then(Scalar::seconds)) {
-                (Some(Scalar::Strings(amr)), Some(at)) => crate::mfa::LoginMethod::from_amr(amr, at),
+                (Some(Scalar::Strings(amr)), Some(at)) => {
+                    crate::mfa::LoginMethod::from_amr(amr, at)
+                }
                 _ => None,
             };
             Ok(Claims {
