@@ -52,6 +52,7 @@ static SETUP: LazyLock<Setup> = LazyLock::new(|| {
         jti: "x".into(),
         user_id: None,
         family: None,
+        login: None,
     })
     .expect("a configured key always signs");
     let own_header = probe.split('.').next().unwrap().to_string();

@@ -44,6 +44,7 @@ fn access_claims() -> Claims {
         jti: hex128(),
         user_id: Some("42".into()),
         family: Some(hex128()),
+        login: Some(sekisho_core::mfa::LoginMethod::password(now())),
     }
 }
 

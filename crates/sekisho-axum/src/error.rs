@@ -70,6 +70,12 @@ pub enum FieldProblem {
     NoSuchSlug(&'static str, String),
     /// Two fields of which exactly one must be given (reported under `non_field_errors`).
     OneOf(&'static str, &'static str),
+    /// Not six ASCII digits.
+    InvalidTotpCode,
+    /// Not the shape of a recovery code.
+    InvalidRecoveryCode,
+    /// A well-formed code that is wrong or was already used.
+    WrongCode,
     /// An embedding application's own rule, in its own words.
     Other(String),
 }
@@ -101,6 +107,9 @@ impl FieldProblem {
                 format!("Object with {field}={value} does not exist.")
             }
             FieldProblem::OneOf(a, b) => format!("Give exactly one of {a} and {b}."),
+            FieldProblem::InvalidTotpCode => "Enter a valid 6-digit code.".into(),
+            FieldProblem::InvalidRecoveryCode => "Enter a valid recovery code.".into(),
+            FieldProblem::WrongCode => "The code is incorrect or has already been used.".into(),
             FieldProblem::Other(message) => message.clone(),
             FieldProblem::WeakPassword(w) => match w {
                 WeakPassword::TooShort => {
@@ -316,6 +325,60 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
         Throttled(wait) => (
             StatusCode::TOO_MANY_REQUESTS,
             json!({ "detail": format!("Request was throttled. Expected available in {} seconds.", wait_secs(wait)) }),
+        ),
+        MfaRequired(c) => (
+            unauthorized,
+            json!({
+                "detail": "Second factor required.",
+                "code": "mfa_required",
+                "mfa_required": true,
+                "challenge": c.token,
+                "methods": c.methods,
+                "expires_in": c.expires_in.as_secs(),
+            }),
+        ),
+        MfaEnrolmentRequired(c) => (
+            unauthorized,
+            json!({
+                "detail": "Second factor enrolment required.",
+                "code": "mfa_enrolment_required",
+                "mfa_enrolment_required": true,
+                "challenge": c.token,
+                "methods": c.methods,
+                "expires_in": c.expires_in.as_secs(),
+            }),
+        ),
+        MfaChallengeInvalid => (
+            unauthorized,
+            detail_code(
+                "The second-factor challenge is invalid or has expired.",
+                "mfa_challenge_invalid",
+            ),
+        ),
+        MfaCodeInvalid => (
+            unauthorized,
+            detail_code(
+                "The code is incorrect or has already been used.",
+                "mfa_code_invalid",
+            ),
+        ),
+        MfaAlreadyEnrolled => (
+            StatusCode::CONFLICT,
+            detail_code(
+                "A second factor is already enrolled.",
+                "mfa_already_enrolled",
+            ),
+        ),
+        MfaNotEnrolled => (
+            StatusCode::BAD_REQUEST,
+            detail_code("No second factor is enrolled.", "mfa_not_enrolled"),
+        ),
+        MfaStepUpRequired => (
+            StatusCode::FORBIDDEN,
+            detail_code(
+                "This action requires a recent second-factor login.",
+                "mfa_step_up_required",
+            ),
         ),
         Unavailable(reason) => {
             tracing::error!(%reason, "storage unavailable; failing closed");

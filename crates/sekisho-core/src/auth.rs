@@ -10,9 +10,10 @@ use crate::config::{Config, ConfigError, JwtConfig, SessionsConfig};
 use crate::error::AuthError;
 use crate::login::password::Passwords;
 use crate::login::throttle::LoginThrottle;
+use crate::mfa::{MfaKeys, MfaSettings};
 use crate::session::csrf::CsrfKey;
 use crate::store::{
-    AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, Stores, UserStore,
+    AuditStore, AuthzStore, FamilyStore, KeyStore, MfaStore, SessionStore, Stores, UserStore,
 };
 use crate::token::managed::{KeyEncryptionKey, ManagedKeys, RotationSettings};
 use crate::token::{KeyRing, SignatureAlgorithm, TokenKey, TokenPolicy};
@@ -81,6 +82,9 @@ pub struct Auth {
     pub(crate) authz: Arc<dyn AuthzStore>,
     pub(crate) audit: Arc<dyn AuditStore>,
     pub(crate) key_store: Arc<dyn KeyStore>,
+    pub(crate) mfa: Arc<dyn MfaStore>,
+    pub(crate) mfa_keys: MfaKeys,
+    pub(crate) mfa_settings: MfaSettings,
     pub(crate) tokens: TokenPolicy,
     /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
     pub(crate) managed_keys: Option<ManagedKeys>,
@@ -104,6 +108,7 @@ impl Auth {
             key_source: "jwt.signing_key",
             kek: None,
             csrf: None,
+            mfa_secret: None,
         }
     }
 
@@ -125,7 +130,8 @@ impl Auth {
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
         let now = self.now();
         Ok(self.families.purge_expired_families(now).await?
-            + self.sessions.purge_expired_sessions(now).await?)
+            + self.sessions.purge_expired_sessions(now).await?
+            + self.mfa.purge_expired_challenges(now).await?)
     }
 }
 
@@ -139,9 +145,18 @@ pub struct AuthBuilder {
     key_source: &'static str,
     kek: Option<KeyEncryptionKey>,
     csrf: Option<CsrfKey>,
+    mfa_secret: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl AuthBuilder {
+    /// The secret second factors are protected with (TOTP secrets sealed, recovery codes
+    /// hashed): the key-encryption secret where one is configured. Without it, a key derived
+    /// from the CSRF key is used, so every instance sharing that secret shares this one too.
+    pub fn mfa_secret(mut self, secret: &[u8]) -> Self {
+        self.mfa_secret = Some(zeroize::Zeroizing::new(secret.to_vec()));
+        self
+    }
+
     pub fn stores(mut self, stores: Stores) -> Self {
         self.stores = Some(stores);
         self
@@ -245,6 +260,12 @@ impl AuthBuilder {
             .stores
             .ok_or_else(|| ConfigError("auth: no stores given".into()))?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let mfa_keys = match &self.mfa_secret {
+            Some(secret) => MfaKeys::derive(secret)
+                .map_err(|e| ConfigError(format!("mfa: the key-encryption secret: {e}")))?,
+            None => MfaKeys::derive(&csrf.derive_subkey(b"sekisho mfa key v1")[..])
+                .map_err(|e| ConfigError(format!("mfa: {e}")))?,
+        };
         Ok(Auth {
             users: stores.users,
             families: stores.families,
@@ -252,6 +273,9 @@ impl AuthBuilder {
             authz: stores.authz,
             audit: stores.audit,
             key_store: stores.keys,
+            mfa: stores.mfa,
+            mfa_keys,
+            mfa_settings: MfaSettings::from(&config.mfa),
             tokens,
             managed_keys,
             static_key_source: self.key_source,

@@ -25,7 +25,35 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub policy: PolicyConfig,
     pub forward_auth: ForwardAuthConfig,
+    pub mfa: MfaConfig,
 }
+
+/// Second factors (TOTP and recovery codes).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaConfig {
+    /// The issuer authenticator apps show next to the account (`otpauth://` URI).
+    pub issuer: String,
+    /// How long the challenge of a login waiting for its second factor lives.
+    pub challenge_lifetime: Dur,
+    /// Staff and superusers without a confirmed factor cannot log in until they enrol: their
+    /// first step answers "enrolment required" with a challenge that enrols and then logs in.
+    #[serde(deserialize_with = "de::bool")]
+    pub required_for_staff: bool,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            issuer: "sekisho".into(),
+            challenge_lifetime: Dur::secs(300),
+            required_for_staff: false,
+        }
+    }
+}
+
+/// The longest a second-factor challenge may live.
+pub const MAX_MFA_CHALLENGE_LIFETIME: Duration = Duration::from_secs(900);
 
 /// The access policy of the forward-auth gate (`GET /api/auth/check/`); see
 /// [`crate::authz::policy`]. Rules are tried in order, inline ones first, then the file's.
@@ -58,6 +86,10 @@ pub struct RuleConfig {
     #[serde(default)]
     pub methods: Vec<String>,
     pub require: String,
+    /// Step-up: the caller's login must have passed a second factor at most this long ago
+    /// (`mfa_within = "15m"`); else 403.
+    #[serde(default)]
+    pub mfa_within: Option<Dur>,
 }
 
 /// How the forward-auth gate answers a proxy.
@@ -770,11 +802,37 @@ impl Config {
         }
         if matches!(
             jwt.user_id_claim.as_str(),
-            "token_type" | "exp" | "iat" | "jti" | "fid" | "iss" | "aud" | "nbf"
+            "token_type"
+                | "exp"
+                | "iat"
+                | "jti"
+                | "fid"
+                | "iss"
+                | "aud"
+                | "nbf"
+                | "amr"
+                | "auth_time"
         ) {
             return err(format!(
                 "jwt.user_id_claim: {:?} is a reserved claim",
                 jwt.user_id_claim
+            ));
+        }
+        let mfa = &self.mfa;
+        if mfa.issuer.trim().is_empty()
+            || mfa.issuer.len() > 64
+            || mfa.issuer.contains(':')
+            || mfa.issuer.chars().any(char::is_control)
+        {
+            return err("mfa.issuer: must be 1 to 64 printable characters without ':'".into());
+        }
+        if mfa.challenge_lifetime.0 < Duration::from_secs(30)
+            || mfa.challenge_lifetime.0 > MAX_MFA_CHALLENGE_LIFETIME
+        {
+            return err(format!(
+                "mfa.challenge_lifetime: must be between 30s and {} (got {})",
+                Dur(MAX_MFA_CHALLENGE_LIFETIME),
+                mfa.challenge_lifetime
             ));
         }
         if self.cache.ttl.0 > Duration::from_secs(1) {

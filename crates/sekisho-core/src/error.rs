@@ -41,6 +41,26 @@ pub enum AuthError {
     /// Too many failed logins: try again after the given time.
     #[error("throttled")]
     Throttled(std::time::Duration),
+    /// The password checked out and a second factor is owed: no session, no tokens yet.
+    #[error("second factor required")]
+    MfaRequired(crate::mfa::MfaChallenge),
+    /// The password checked out, but policy (`mfa.required_for_staff`) wants a factor the
+    /// user has not enrolled: the challenge lets them enrol, and confirming it logs them in.
+    #[error("second factor enrolment required")]
+    MfaEnrolmentRequired(crate::mfa::MfaChallenge),
+    /// The challenge is unknown, expired, used, or of the other flow.
+    #[error("second-factor challenge invalid or expired")]
+    MfaChallengeInvalid,
+    /// A wrong, replayed or malformed code.
+    #[error("second-factor code invalid")]
+    MfaCodeInvalid,
+    #[error("a second factor is already enrolled")]
+    MfaAlreadyEnrolled,
+    #[error("no second factor enrolled")]
+    MfaNotEnrolled,
+    /// The caller's login has no second factor recent enough for this action.
+    #[error("recent second factor required")]
+    MfaStepUpRequired,
     /// Storage is down or slow: fail closed.
     #[error("service temporarily unavailable")]
     Unavailable(String),

@@ -6,7 +6,8 @@
 //! [`Auth`] is the facade: built once by [`Auth::builder`], private state, one method per
 //! operation. Modules are concepts: [`login`] (first factor, throttling), [`token`] (policy,
 //! keys, bearer authentication), [`family`] (refresh rotation), [`session`] (sessions, CSRF),
-//! [`account`] (users, passwords, ending logins), [`authz`] (permissions).
+//! [`account`] (users, passwords, ending logins), [`authz`] (permissions), [`mfa`] (second
+//! factors and the login gate).
 
 pub mod account;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod family;
 pub mod login;
+pub mod mfa;
 pub mod random;
 pub mod session;
 pub mod store;

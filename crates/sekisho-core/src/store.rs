@@ -9,6 +9,7 @@ use crate::authz::model::{
 };
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
+use crate::mfa::{ChallengeRecord, TotpRecord};
 use crate::session::SessionRecord;
 use crate::token::managed::KeyRecord;
 use async_trait::async_trait;
@@ -39,6 +40,7 @@ pub struct Stores {
     pub authz: Arc<dyn AuthzStore>,
     pub audit: Arc<dyn AuditStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub mfa: Arc<dyn MfaStore>,
 }
 
 #[async_trait]
@@ -234,4 +236,43 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn append(&self, entry: &NewAuditEntry) -> StoreResult<AuditEntry>;
     /// Newest first.
     async fn entries(&self, query: &AuditQuery) -> StoreResult<Page<AuditEntry>>;
+}
+
+/// Second factors and the challenges of logins waiting for one (see [`crate::mfa`]). Every
+/// "use" is one conditional write, so two requests racing with one code (or one challenge)
+/// cannot both succeed.
+#[async_trait]
+pub trait MfaStore: Send + Sync + 'static {
+    async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>>;
+    /// Stores a pending secret (replacing a pending one); false when a confirmed one exists.
+    async fn begin_totp(&self, user: UserId, sealed: &[u8], now: Timestamp) -> StoreResult<bool>;
+    /// Confirms the pending secret with `step` as its last used step, and replaces the
+    /// recovery codes with `recovery_hashes`, in one transaction; false when nothing is pending.
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: i64,
+        now: Timestamp,
+        recovery_hashes: &[String],
+    ) -> StoreResult<bool>;
+    /// Records `step` as used if the confirmed secret's last used step is older; false
+    /// otherwise (a replay, or a racing request used it first).
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
+    /// Removes the secret (pending or confirmed) and the recovery codes; false when there was
+    /// no secret.
+    async fn delete_totp(&self, user: UserId) -> StoreResult<bool>;
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Deletes the code with this hash; false when the user has no such (unused) code.
+    async fn use_recovery_code(&self, user: UserId, hash: &str) -> StoreResult<bool>;
+    async fn recovery_codes_left(&self, user: UserId) -> StoreResult<u64>;
+    async fn create_challenge(&self, challenge: &ChallengeRecord) -> StoreResult<()>;
+    async fn challenge(&self, id_hash: &str) -> StoreResult<Option<ChallengeRecord>>;
+    /// Deletes the challenge; false when it was already gone (used by a racing request).
+    async fn consume_challenge(&self, id_hash: &str) -> StoreResult<bool>;
+    async fn purge_expired_challenges(&self, now: Timestamp) -> StoreResult<u64>;
 }

@@ -13,7 +13,8 @@ use sekisho_core::Config;
 use sekisho_core::clock::Clock;
 pub use sekisho_core::store::Stores;
 use sekisho_core::store::{
-    AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, StoreError, StoreResult, UserStore,
+    AuditStore, AuthzStore, FamilyStore, KeyStore, MfaStore, SessionStore, StoreError, StoreResult,
+    UserStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,26 +27,43 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
     let db = &config.database;
     let mut pg: Option<postgres::PgStore> = None;
     #[allow(clippy::type_complexity)]
-    let (users, families, sessions, authz, audit, keys): (
+    let (users, families, sessions, authz, audit, keys, mfa): (
         Arc<dyn UserStore>,
         Arc<dyn FamilyStore>,
         Arc<dyn SessionStore>,
         Arc<dyn AuthzStore>,
         Arc<dyn AuditStore>,
         Arc<dyn KeyStore>,
+        Arc<dyn MfaStore>,
     ) = if db.url.starts_with("sqlite:") {
         let s = Arc::new(
             sqlite::SqliteStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
-        (s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s)
+        (
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s,
+        )
     } else {
         let s = Arc::new(
             postgres::PgStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
         pg = Some((*s).clone());
-        (s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s)
+        (
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s,
+        )
     };
     let store = &config.sessions.store;
     let (families, sessions): (Arc<dyn FamilyStore>, Arc<dyn SessionStore>) =
@@ -67,6 +85,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             authz,
             audit,
             keys,
+            mfa,
         });
     }
     let caches = cache::Caches::new(ttl, clock);
@@ -81,6 +100,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
     Ok(Stores {
         authz: Arc::new(cached_users.authz(authz)),
         audit,
+        mfa,
         keys: Arc::new(cache::CachedKeys::new(keys, caches.clone())),
         users: Arc::new(cached_users),
         families: Arc::new(cache::CachedFamilies::new(families, caches.clone())),

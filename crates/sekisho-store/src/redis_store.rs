@@ -15,6 +15,7 @@ use redis::{AsyncCommands, Script};
 use sekisho_core::account::UserId;
 use sekisho_core::clock::Timestamp;
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Successor};
+use sekisho_core::mfa::LoginMethod;
 use sekisho_core::session::SessionRecord;
 use sekisho_core::store::{FamilyStore, SessionStore, StoreError, StoreResult};
 use std::collections::HashMap;
@@ -262,6 +263,14 @@ fn session_from_hash(hash: &str, h: &HashMap<String, String>) -> Option<SessionR
         absolute_expires_at: Timestamp(num(h, "abs")?),
         user_agent: h.get("ua").cloned().unwrap_or_default(),
         ip: h.get("ip").cloned().unwrap_or_default(),
+        // Sessions written before these fields existed were password logins at creation.
+        login: h
+            .get("amr")
+            .and_then(|amr| {
+                let at = num(h, "at").unwrap_or(Timestamp(num(h, "created")?).secs());
+                LoginMethod::from_amr(&amr.split(' ').collect::<Vec<_>>(), at)
+            })
+            .unwrap_or(LoginMethod::password(Timestamp(num(h, "created")?))),
     })
 }
 
@@ -461,6 +470,8 @@ impl SessionStore for RedisStore {
             ("abs", s.absolute_expires_at.millis().to_string()),
             ("ua", s.user_agent.clone()),
             ("ip", s.ip.clone()),
+            ("amr", s.login.amr().join(" ")),
+            ("at", s.login.auth_time.to_string()),
         ];
         let deadline = s.idle_expires_at.min(s.absolute_expires_at).millis();
         let (k, fields) = (&key, &fields);

@@ -3,7 +3,8 @@
 //! read-modify-write transaction starts and how the family row is locked — are arguments of
 //! [`impl_sql_stores!`], which writes the three trait implementations for a store type.
 
-/// Implements `UserStore`, `FamilyStore` and `SessionStore` for `$store` (a struct with
+/// Implements `UserStore`, `FamilyStore`, `SessionStore` (and the other stores: authz, audit,
+/// keys, MFA) for `$store` (a struct with
 /// `pool` for reads, `writer` for writes — the same pool, or for SQLite a single connection so
 /// that writers queue in-process instead of sleeping in SQLite's busy handler — and `deadline`).
 ///
@@ -20,10 +21,11 @@ macro_rules! impl_sql_stores {
         use sekisho_core::family::{
             FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Write, decide_rotation,
         };
+        use sekisho_core::mfa::{ChallengeRecord, Flow, LoginMethod, Purpose, TotpRecord};
         use sekisho_core::session::SessionRecord;
         use sekisho_core::store::{
-            AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, StoreError, StoreResult,
-            UserStore,
+            AuditStore, AuthzStore, FamilyStore, KeyStore, MfaStore, SessionStore, StoreError,
+            StoreResult, UserStore,
         };
         use sekisho_core::token::managed::KeyRecord;
         use sekisho_core::authz::model::{
@@ -152,6 +154,12 @@ macro_rules! impl_sql_stores {
                 absolute_expires_at: Timestamp(r.get("absolute_expires_at_ms")),
                 user_agent: r.get("user_agent"),
                 ip: r.get("ip"),
+                login: LoginMethod::from_amr(
+                    &r.get::<String, _>("amr").split(' ').collect::<Vec<_>>(),
+                    r.get::<Option<i64>, _>("auth_time")
+                        .unwrap_or_else(|| Timestamp(r.get("created_at_ms")).secs()),
+                )
+                .unwrap_or(LoginMethod::password(Timestamp(r.get("created_at_ms")))),
             }
         }
 
@@ -467,8 +475,8 @@ macro_rules! impl_sql_stores {
                     self.deadline,
                     sqlx::query(
                         "INSERT INTO sessions (id_hash, public_id, user_id, created_at_ms, last_seen_ms,
-                         idle_expires_at_ms, absolute_expires_at_ms, user_agent, ip)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         idle_expires_at_ms, absolute_expires_at_ms, user_agent, ip, amr, auth_time)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .bind(&s.id_hash)
                     .bind(&s.public_id)
@@ -479,6 +487,8 @@ macro_rules! impl_sql_stores {
                     .bind(s.absolute_expires_at.millis())
                     .bind(&s.user_agent)
                     .bind(&s.ip)
+                    .bind(s.login.amr().join(" "))
+                    .bind(s.login.auth_time)
                     .execute(&self.writer),
                 )
                 .await?;
@@ -1129,6 +1139,228 @@ macro_rules! impl_sql_stores {
                 )
                 .await?;
                 Ok(r.rows_affected() == 1)
+            }
+        }
+
+        fn totp_from_row(r: &$row) -> TotpRecord {
+            TotpRecord {
+                user_id: r.get("user_id"),
+                sealed_secret: r.get("secret"),
+                created_at: Timestamp(r.get("created_at_ms")),
+                confirmed_at: r.get::<Option<i64>, _>("confirmed_at_ms").map(Timestamp),
+                last_step: r.get("last_step"),
+            }
+        }
+
+        /// A challenge row; one with an unknown flow or purpose (written by a newer version)
+        /// is no challenge.
+        fn challenge_from_row(r: &$row) -> Option<ChallengeRecord> {
+            Some(ChallengeRecord {
+                id_hash: r.get("id_hash"),
+                user_id: r.get("user_id"),
+                flow: Flow::parse(&r.get::<String, _>("flow"))?,
+                purpose: Purpose::parse(&r.get::<String, _>("purpose"))?,
+                created_at: Timestamp(r.get("created_at_ms")),
+                expires_at: Timestamp(r.get("expires_at_ms")),
+            })
+        }
+
+        #[async_trait]
+        impl MfaStore for $store {
+            async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT * FROM mfa_totp WHERE user_id = $1").bind(user).fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(row.as_ref().map(totp_from_row))
+            }
+
+            async fn begin_totp(&self, user: UserId, sealed: &[u8], now: Timestamp) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO mfa_totp (user_id, secret, created_at_ms) VALUES ($1, $2, $3)
+                         ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret,
+                         created_at_ms = excluded.created_at_ms, last_step = NULL
+                         WHERE mfa_totp.confirmed_at_ms IS NULL",
+                    )
+                    .bind(user)
+                    .bind(sealed)
+                    .bind(now.millis())
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn confirm_totp(
+                &self,
+                user: UserId,
+                step: i64,
+                now: Timestamp,
+                recovery_hashes: &[String],
+            ) -> StoreResult<bool> {
+                let work = async {
+                    let mut tx = self.writer.begin().await?;
+                    let confirmed = sqlx::query(
+                        "UPDATE mfa_totp SET confirmed_at_ms = $1, last_step = $2
+                         WHERE user_id = $3 AND confirmed_at_ms IS NULL",
+                    )
+                    .bind(now.millis())
+                    .bind(step)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if confirmed != 1 {
+                        return Ok(false);
+                    }
+                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
+                    for h in recovery_hashes {
+                        sqlx::query(
+                            "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at_ms) VALUES ($1, $2, $3)",
+                        )
+                        .bind(user)
+                        .bind(h)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                };
+                bounded(self.deadline, work).await
+            }
+
+            async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "UPDATE mfa_totp SET last_step = $1 WHERE user_id = $2
+                         AND confirmed_at_ms IS NOT NULL AND (last_step IS NULL OR last_step < $1)",
+                    )
+                    .bind(step)
+                    .bind(user)
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn delete_totp(&self, user: UserId) -> StoreResult<bool> {
+                let work = async {
+                    let mut tx = self.writer.begin().await?;
+                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
+                    let n = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Ok(n == 1)
+                };
+                bounded(self.deadline, work).await
+            }
+
+            async fn replace_recovery_codes(&self, user: UserId, hashes: &[String], now: Timestamp) -> StoreResult<()> {
+                let work = async {
+                    let mut tx = self.writer.begin().await?;
+                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
+                    for h in hashes {
+                        sqlx::query(
+                            "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at_ms) VALUES ($1, $2, $3)",
+                        )
+                        .bind(user)
+                        .bind(h)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                };
+                bounded(self.deadline, work).await
+            }
+
+            async fn use_recovery_code(&self, user: UserId, hash: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND code_hash = $2")
+                        .bind(user)
+                        .bind(hash)
+                        .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn recovery_codes_left(&self, user: UserId) -> StoreResult<u64> {
+                let n: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar("SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1")
+                        .bind(user)
+                        .fetch_one(&self.pool),
+                )
+                .await?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn create_challenge(&self, c: &ChallengeRecord) -> StoreResult<()> {
+                bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO mfa_challenges (id_hash, user_id, flow, purpose, created_at_ms, expires_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&c.id_hash)
+                    .bind(c.user_id)
+                    .bind(c.flow.as_str())
+                    .bind(c.purpose.as_str())
+                    .bind(c.created_at.millis())
+                    .bind(c.expires_at.millis())
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn challenge(&self, id_hash: &str) -> StoreResult<Option<ChallengeRecord>> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT * FROM mfa_challenges WHERE id_hash = $1").bind(id_hash).fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(row.as_ref().and_then(challenge_from_row))
+            }
+
+            async fn consume_challenge(&self, id_hash: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM mfa_challenges WHERE id_hash = $1").bind(id_hash).execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn purge_expired_challenges(&self, now: Timestamp) -> StoreResult<u64> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM mfa_challenges WHERE expires_at_ms <= $1")
+                        .bind(now.millis())
+                        .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected())
             }
         }
         }

@@ -371,6 +371,8 @@ fn session(user_id: i64, created_s: i64) -> SessionRecord {
         absolute_expires_at: Timestamp::from_secs(created_s + 1000),
         user_agent: "Mozilla/5.0 test".into(),
         ip: "127.0.0.1".into(),
+        // Not the default, so the round trip shows the store keeps it.
+        login: sekisho_core::mfa::LoginMethod::second_factor(t),
     }
 }
 
@@ -515,4 +517,104 @@ async fn refused_input_is_not_an_outage(
     }
     profile.first_name = Some("Ann".into());
     assert!(users.update_profile(uid, &profile).await.unwrap().is_some());
+}
+
+/// The second-factor store: a pending secret, its confirmation, steps used once, recovery codes
+/// used once, challenges consumed once and purged when expired. (SQL backends: MFA state lives
+/// with the users.)
+pub async fn mfa_store(users: &dyn UserStore, mfa: &dyn sekisho_core::store::MfaStore) {
+    use sekisho_core::mfa::{ChallengeRecord, Flow, Purpose};
+    let uid = new_user(users).await;
+    let t = Timestamp::from_secs(T0);
+    assert_eq!(mfa.totp(uid).await.unwrap(), None);
+    assert!(mfa.begin_totp(uid, b"sealed-1", t).await.unwrap());
+    // A pending secret is replaced by a new enrolment.
+    assert!(mfa.begin_totp(uid, b"sealed-2", t).await.unwrap());
+    let pending = mfa.totp(uid).await.unwrap().unwrap();
+    assert_eq!(pending.sealed_secret, b"sealed-2");
+    assert_eq!(pending.confirmed_at, None);
+    assert!(
+        !mfa.use_totp_step(uid, 5).await.unwrap(),
+        "a pending secret verifies nothing"
+    );
+    let hashes: Vec<String> = (0..3).map(|i| format!("hash-{i}")).collect();
+    assert!(mfa.confirm_totp(uid, 10, t, &hashes).await.unwrap());
+    assert!(!mfa.confirm_totp(uid, 11, t, &hashes).await.unwrap());
+    assert!(
+        !mfa.begin_totp(uid, b"sealed-3", t).await.unwrap(),
+        "confirmed stays"
+    );
+    let confirmed = mfa.totp(uid).await.unwrap().unwrap();
+    assert_eq!(confirmed.sealed_secret, b"sealed-2");
+    assert_eq!(confirmed.confirmed_at, Some(t));
+    assert_eq!(confirmed.last_step, Some(10));
+    assert!(
+        !mfa.use_totp_step(uid, 10).await.unwrap(),
+        "the confirming step is used"
+    );
+    assert!(mfa.use_totp_step(uid, 11).await.unwrap());
+    assert!(
+        !mfa.use_totp_step(uid, 11).await.unwrap(),
+        "a step counts once"
+    );
+    assert!(
+        !mfa.use_totp_step(uid, 9).await.unwrap(),
+        "no older step after a newer one"
+    );
+    assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 3);
+    assert!(mfa.use_recovery_code(uid, "hash-1").await.unwrap());
+    assert!(
+        !mfa.use_recovery_code(uid, "hash-1").await.unwrap(),
+        "a code works once"
+    );
+    let other = new_user(users).await;
+    assert!(
+        !mfa.use_recovery_code(other, "hash-0").await.unwrap(),
+        "codes are per user"
+    );
+    assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 2);
+    mfa.replace_recovery_codes(uid, &["new".to_string()], t)
+        .await
+        .unwrap();
+    assert!(!mfa.use_recovery_code(uid, "hash-0").await.unwrap());
+    assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 1);
+    assert!(mfa.delete_totp(uid).await.unwrap());
+    assert!(!mfa.delete_totp(uid).await.unwrap());
+    assert_eq!(mfa.recovery_codes_left(uid).await.unwrap(), 0);
+    assert_eq!(mfa.totp(uid).await.unwrap(), None);
+
+    let c = ChallengeRecord {
+        id_hash: hex128() + &hex128(),
+        user_id: uid,
+        flow: Flow::Token,
+        purpose: Purpose::Verify,
+        created_at: t,
+        expires_at: Timestamp::from_secs(T0 + 300),
+    };
+    mfa.create_challenge(&c).await.unwrap();
+    assert_eq!(mfa.challenge(&c.id_hash).await.unwrap(), Some(c.clone()));
+    assert!(mfa.consume_challenge(&c.id_hash).await.unwrap());
+    assert!(
+        !mfa.consume_challenge(&c.id_hash).await.unwrap(),
+        "consumed once"
+    );
+    assert_eq!(mfa.challenge(&c.id_hash).await.unwrap(), None);
+    let old = ChallengeRecord {
+        id_hash: hex128() + &hex128(),
+        flow: Flow::Session,
+        purpose: Purpose::Enrol,
+        ..c.clone()
+    };
+    mfa.create_challenge(&old).await.unwrap();
+    assert_eq!(
+        mfa.challenge(&old.id_hash).await.unwrap(),
+        Some(old.clone())
+    );
+    assert!(
+        mfa.purge_expired_challenges(Timestamp::from_secs(T0 + 300))
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(mfa.challenge(&old.id_hash).await.unwrap(), None);
 }

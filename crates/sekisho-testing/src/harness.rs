@@ -318,6 +318,7 @@ async fn build(config: &Config, clock: &ManualClock) -> (Arc<Auth>, Router) {
         let csrf = config.csrf.secret.as_ref().expect("a CSRF secret");
         let auth = builder
             .managed_keys(KeyEncryptionKey::derive(kek.expose().as_bytes()).expect("KEK"))
+            .mfa_secret(kek.expose().as_bytes())
             .csrf_key(CsrfKey::derive(csrf.expose().as_bytes()))
             .build()
             .expect("auth");

@@ -91,6 +91,7 @@ async fn a_change_through_one_instance_is_seen_by_the_others_next_read() {
         absolute_expires_at: NOW.plus(Duration::from_secs(7200)),
         user_agent: String::new(),
         ip: String::new(),
+        login: sekisho_core::mfa::LoginMethod::password(NOW),
     };
     a.sessions.create_session(&s).await.unwrap();
     assert!(b.sessions.session(&s.id_hash).await.unwrap().is_some());

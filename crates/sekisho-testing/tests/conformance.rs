@@ -7,7 +7,7 @@ use sekisho_store::cache::{CachedFamilies, CachedSessions, CachedUsers, Caches};
 use sekisho_store::postgres::PgStore;
 use sekisho_store::redis_store::RedisStore;
 use sekisho_store::sqlite::SqliteStore;
-use sekisho_testing::conformance::{Expiry, run_all};
+use sekisho_testing::conformance::{Expiry, mfa_store, run_all};
 use sekisho_testing::services;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ async fn sqlite(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
 async fn sqlite_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let s = sqlite(&dir).await;
+    mfa_store(&*s, &*s).await;
     run_all(s.clone(), s.clone(), s, Expiry::Purge).await;
 }
 
@@ -35,6 +36,7 @@ async fn postgres_passes_the_conformance_suite() {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
     let s = Arc::new(s);
+    mfa_store(&*s, &*s).await;
     run_all(s.clone(), s.clone(), s, Expiry::Purge).await;
     db.drop().await;
 }

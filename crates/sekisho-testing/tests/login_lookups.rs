@@ -96,7 +96,8 @@ async fn a_failed_login_reads_the_same_for_known_and_unknown_users() {
             sessions: sqlite.clone(),
             authz: sqlite.clone(),
             audit: sqlite.clone(),
-            keys: sqlite,
+            keys: sqlite.clone(),
+            mfa: sqlite,
         })
         .clock(Arc::new(SystemClock))
         .signing_key(Arc::new(

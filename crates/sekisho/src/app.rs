@@ -35,7 +35,10 @@ pub async fn open_stores(config: &Config) -> Result<Stores> {
 pub async fn build_auth(config: &Config) -> Result<Arc<Auth>> {
     let keys = crate::keys::load_or_create(config)?;
     let stores = open_stores(config).await?;
-    let builder = Auth::builder(config).stores(stores).csrf_key(keys.csrf);
+    let mut builder = Auth::builder(config).stores(stores).csrf_key(keys.csrf);
+    if let Some(secret) = &keys.mfa {
+        builder = builder.mfa_secret(secret);
+    }
     let builder = match keys.signing {
         crate::keys::Signing::Static(key, source) => {
             builder.signing_key(key).signing_key_source(source)

@@ -36,6 +36,10 @@ pub enum Signing {
 pub struct KeyMaterial {
     pub signing: Signing,
     pub csrf: CsrfKey,
+    /// The secret second factors are sealed and hashed with: the key-encryption secret when
+    /// there is one (managed keys, or `jwt.key_encryption_key[_file]` set with an HS
+    /// algorithm); `None` lets the facade derive one from the CSRF key.
+    pub mfa: Option<Vec<u8>>,
 }
 
 pub const GENERATED_KEY_FILE: &str = "jwt-signing.key";
@@ -53,9 +57,19 @@ pub fn generated_kek_path(config: &Config) -> PathBuf {
 pub fn load_or_create(config: &Config) -> Result<KeyMaterial> {
     let algorithm = SignatureAlgorithm::parse(&config.jwt.algorithm)?;
     let jwt = &config.jwt;
+    let mut mfa = None;
     let (signing, hmac_secret) = if algorithm.is_symmetric() {
         let (secret, origin, source) = hmac_secret(config)?;
         let key = HmacKey::new(algorithm, &secret).with_context(|| origin.clone())?;
+        if let Some(k) = &jwt.key_encryption_key {
+            mfa = Some(k.expose().as_bytes().to_vec());
+        } else if let Some(path) = &jwt.key_encryption_key_file {
+            let s = read_secret_file(path)
+                .with_context(|| format!("jwt.key_encryption_key_file {}", path.display()))?;
+            KeyEncryptionKey::derive(&s)
+                .with_context(|| format!("jwt.key_encryption_key_file {}", path.display()))?;
+            mfa = Some(s);
+        }
         (Signing::Static(Arc::new(key), source), Some(secret))
     } else if let Some(path) = &jwt.signing_key_file {
         let what = || format!("jwt.signing_key_file {}", path.display());
@@ -85,6 +99,7 @@ pub fn load_or_create(config: &Config) -> Result<KeyMaterial> {
             )
         };
         let kek = KeyEncryptionKey::derive(&secret).with_context(|| origin)?;
+        mfa = Some(secret);
         (Signing::Managed(kek), None)
     };
     let csrf = match (&config.csrf.secret, &config.csrf.secret_file, hmac_secret) {
@@ -107,7 +122,7 @@ pub fn load_or_create(config: &Config) -> Result<KeyMaterial> {
             "HMAC secret (CSRF)",
         )?),
     };
-    Ok(KeyMaterial { signing, csrf })
+    Ok(KeyMaterial { signing, csrf, mfa })
 }
 
 /// The HMAC secret, where it came from (for error messages, never the value) and the config

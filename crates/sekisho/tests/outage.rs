@@ -340,6 +340,14 @@ async fn outage_of_postgres_fails_closed_and_recovers_without_restart() {
         &s.post_json("/api/token/refresh/", json!({"refresh": refresh}))
             .await,
     );
+    // The second login step reads its challenge from the database: 503, not "invalid".
+    assert_503(
+        &s.post_json(
+            "/api/token/mfa/",
+            json!({"challenge": "0123456789abcdef0123456789abcdef", "code": "123456"}),
+        )
+        .await,
+    );
 
     pg.start();
     let recovered = eventually(Duration::from_secs(20), async || {

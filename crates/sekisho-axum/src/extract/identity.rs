@@ -18,6 +18,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use sekisho_core::AuthError;
 use sekisho_core::account::User;
+use sekisho_core::mfa::LoginMethod;
 use sekisho_core::session::SessionRecord;
 use sekisho_core::token::Claims;
 use std::ops::Deref;
@@ -52,6 +53,15 @@ impl Identity {
         match self {
             Identity::Session { session, .. } => Some(session),
             Identity::Bearer { .. } => None,
+        }
+    }
+
+    /// How the caller's login was authenticated: the session's record, or the access token's
+    /// `amr`/`auth_time` claims (`None` for a token minted elsewhere, without them).
+    pub fn login(&self) -> Option<LoginMethod> {
+        match self {
+            Identity::Session { session, .. } => Some(session.login),
+            Identity::Bearer { claims, .. } => claims.login,
         }
     }
 }
@@ -150,6 +160,17 @@ impl AuthUser {
         } else {
             Err(AuthError::PermissionDenied.into())
         }
+    }
+
+    /// Step-up: 403 (`mfa_step_up_required`) unless the caller's login passed a second factor
+    /// at most `within` ago. Pass the app's clock (`AppState::auth.now()`).
+    pub fn require_recent_mfa(
+        &self,
+        within: std::time::Duration,
+        now: sekisho_core::Timestamp,
+    ) -> Result<(), ApiError> {
+        sekisho_core::mfa::require_recent_mfa(self.identity.login(), within, now)
+            .map_err(ApiError::from)
     }
 
     /// DRF's `IsAdminUser`: staff only.

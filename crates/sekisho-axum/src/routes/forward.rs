@@ -114,6 +114,12 @@ async fn decide(state: &AppState, req: Request) -> Result<Response, Response> {
         ?verdict,
         "forward-auth"
     );
+    if verdict == Verdict::Allow
+        && let (Some(within), Some(id)) = (matched.mfa_within, identity.as_ref())
+    {
+        sekisho_core::mfa::require_recent_mfa(id.login(), within, state.auth.now())
+            .map_err(|e| ApiError::from(e).into_response())?;
+    }
     match verdict {
         Verdict::Allow => Ok(allowed(state, identity.as_ref())),
         Verdict::Forbidden => Err(ApiError::Auth(AuthError::PermissionDenied).into_response()),

@@ -1,12 +1,13 @@
 //! The auth endpoints (DESIGN §3.1, §3.3, §3.6), one file per group: [`token`] (simplejwt's
 //! four), [`session`] (Django-style session login and devices), [`me`] (the caller's own
-//! account), [`admin`] (administration under `/api/admin/`), [`ops`] (health, metrics, OpenAPI). Every path answers with and without its
+//! account), [`mfa`] (second factors and the second step of each login), [`admin`] (administration under `/api/admin/`), [`ops`] (health, metrics, OpenAPI). Every path answers with and without its
 //! trailing slash, with no redirect (a redirected POST loses its body).
 
 mod admin;
 mod authz;
 mod forward;
 mod me;
+mod mfa;
 mod ops;
 mod session;
 mod token;
@@ -30,14 +31,21 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
         "/api/token/refresh/" => post(token::refresh),
         "/api/token/verify/" => post(token::verify),
         "/api/token/blacklist/" => post(token::blacklist),
+        "/api/token/mfa/" => post(mfa::complete_token_login),
         "/api/auth/csrf/" => get(session::csrf_token),
         "/api/auth/login/" => post(session::login),
+        "/api/auth/login/mfa/" => post(mfa::complete_session_login),
         "/api/auth/logout/" => post(session::logout),
         "/api/auth/me/" => get(me::me).patch(me::update_me),
         "/api/auth/password/" => post(me::change_password),
         "/api/auth/sessions/" => get(session::list_sessions),
         "/api/auth/sessions/{id}/" => delete(session::delete_session),
         "/api/auth/logout-all/" => post(session::logout_all),
+        "/api/auth/mfa/" => get(mfa::status),
+        "/api/auth/mfa/totp/" => post(mfa::begin_totp),
+        "/api/auth/mfa/totp/confirm/" => post(mfa::confirm_totp),
+        "/api/auth/mfa/totp/disable/" => post(mfa::disable_totp),
+        "/api/auth/mfa/recovery-codes/" => post(mfa::regenerate_recovery_codes),
         "/api/auth/check/" => get(forward::check),
         "/api/authz/check/" => post(authz::check),
         "/api/authz/list/" => post(authz::list),

@@ -311,6 +311,8 @@ pub struct Rule {
     /// Upper-case methods; empty means every method. `GET` also covers `HEAD`.
     pub methods: Vec<String>,
     pub require: Requirement,
+    /// A second factor within this long before the request, on top of `require`.
+    pub mfa_within: Option<std::time::Duration>,
 }
 
 /// The compiled policy.
@@ -337,6 +339,8 @@ const METHODS: [&str; 9] = [
 #[derive(Debug)]
 pub struct Matched<'p> {
     pub require: &'p Requirement,
+    /// The rule's step-up requirement (see [`crate::mfa::require_recent_mfa`]).
+    pub mfa_within: Option<std::time::Duration>,
     pub captures: Vec<(String, String)>,
     /// The rule's pattern, or `None` for the default (for logs).
     pub rule: Option<&'p str>,
@@ -394,6 +398,7 @@ impl Policy {
             if let Some(captures) = rule.pattern.matches(path) {
                 return Matched {
                     require: &rule.require,
+                    mfa_within: rule.mfa_within,
                     captures,
                     rule: Some(&rule.pattern.text),
                 };
@@ -401,6 +406,7 @@ impl Policy {
         }
         Matched {
             require: &self.default,
+            mfa_within: None,
             captures: Vec::new(),
             rule: None,
         }
@@ -410,6 +416,7 @@ impl Policy {
     pub fn decide_default(&self) -> Matched<'_> {
         Matched {
             require: &self.default,
+            mfa_within: None,
             captures: Vec::new(),
             rule: None,
         }
@@ -424,8 +431,12 @@ impl Policy {
             } else {
                 r.methods.join(",")
             };
+            let step_up = match r.mfa_within {
+                Some(d) => format!(" (second factor within {})", crate::config::Dur(d)),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "rule {}: {} {} -> {}\n",
+                "rule {}: {} {} -> {}{step_up}\n",
                 i + 1,
                 methods,
                 r.pattern.text,
@@ -463,10 +474,20 @@ fn compile_rules(rules: &[RuleConfig], at: &str) -> Result<Vec<Rule>, ConfigErro
                     r.path
                 )));
             }
+            let mfa_within = r.mfa_within.map(|d| d.0);
+            if mfa_within.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError(format!("{here}.mfa_within: must be above 0s")));
+            }
+            if mfa_within.is_some() && require == Requirement::Anonymous {
+                return Err(ConfigError(format!(
+                    "{here}.mfa_within: an anonymous rule has no login to step up"
+                )));
+            }
             Ok(Rule {
                 pattern,
                 methods,
                 require,
+                mfa_within,
             })
         })
         .collect()
@@ -549,6 +570,7 @@ mod tests {
             path: path.into(),
             methods: methods.iter().map(|m| m.to_string()).collect(),
             require: require.into(),
+            mfa_within: None,
         }
     }
 

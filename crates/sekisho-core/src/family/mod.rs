@@ -14,6 +14,7 @@ use crate::account::{User, UserId};
 use crate::auth::Auth;
 use crate::clock::Timestamp;
 use crate::error::AuthError;
+use crate::mfa::{Factor, Flow, LoginMethod};
 use crate::random;
 use crate::token::{Claims, TokenError, TokenType};
 use std::time::Duration;
@@ -54,19 +55,49 @@ fn short(id: &str) -> &str {
 }
 
 impl Auth {
-    /// `POST /api/token/`: checks the password, then starts a family (one login).
+    /// `POST /api/token/`: checks the password, then starts a family (one login). A user with
+    /// a second factor gets [`AuthError::MfaRequired`] instead (no tokens yet).
     pub async fn obtain_pair(
         &self,
         username: &str,
         password: &str,
         client_ip: &str,
     ) -> Result<TokenPair, AuthError> {
-        let user = self.check_password(username, password, client_ip).await?;
+        let user = self.first_factor(username, password, client_ip).await?;
+        self.second_factor_gate(&user, Flow::Token).await?;
         self.issue_pair(&user).await
     }
 
-    /// A new family for an already authenticated user, and its first token pair.
+    /// `POST /api/token/mfa/`: the second step of a token login. The family and its first pair
+    /// are created only now, their tokens marked `amr = ["pwd", "otp"]`. The second element
+    /// holds the recovery codes of an enrolment it confirmed.
+    pub async fn obtain_pair_second_factor(
+        &self,
+        challenge: &str,
+        factor: Factor<'_>,
+        client_ip: &str,
+    ) -> Result<(TokenPair, Option<Vec<String>>), AuthError> {
+        let passed = self
+            .pass_challenge(challenge, Flow::Token, factor, client_ip)
+            .await?;
+        let pair = self
+            .issue_pair_as(&passed.user, LoginMethod::second_factor(self.now()))
+            .await?;
+        Ok((pair, passed.recovery_codes))
+    }
+
+    /// A new family for a user who just proved their password, and its first token pair.
     pub async fn issue_pair(&self, user: &User) -> Result<TokenPair, AuthError> {
+        self.issue_pair_as(user, LoginMethod::password(self.now()))
+            .await
+    }
+
+    /// A new family for an already authenticated user, its tokens saying how they logged in.
+    pub async fn issue_pair_as(
+        &self,
+        user: &User,
+        login: LoginMethod,
+    ) -> Result<TokenPair, AuthError> {
         let s = &self.token_settings;
         let now = self.now();
         let absolute_exp = now.plus(s.absolute_lifetime).secs();
@@ -94,8 +125,8 @@ impl Auth {
         }
         let uid = user.id.to_string();
         Ok(TokenPair {
-            access: self.sign_access(&uid, &family.id, now)?,
-            refresh: self.sign_refresh(&uid, &family.id, &first)?,
+            access: self.sign_access(&uid, &family.id, now, Some(login))?,
+            refresh: self.sign_refresh(&uid, &family.id, &first, Some(login))?,
             refresh_max_age: max_age(first.exp, now),
         })
     }
@@ -105,6 +136,7 @@ impl Auth {
         user_id: &str,
         family: &str,
         now: Timestamp,
+        login: Option<LoginMethod>,
     ) -> Result<String, AuthError> {
         self.sign(&Claims {
             token_type: TokenType::Access,
@@ -113,16 +145,19 @@ impl Auth {
             jti: random::hex128(),
             user_id: Some(user_id.to_string()),
             family: Some(family.to_string()),
+            login,
         })
     }
 
     /// Signs a refresh token with the key whose window holds its `iat`: the grace window's
-    /// re-signing of a successor picks the key that signed it first.
+    /// re-signing of a successor picks the key that signed it first. `login` is the family's
+    /// (every token of one login carries the same), so the re-signed successor is identical.
     fn sign_refresh(
         &self,
         user_id: &str,
         family: &str,
         s: &Successor,
+        login: Option<LoginMethod>,
     ) -> Result<String, AuthError> {
         self.sign(&Claims {
             token_type: TokenType::Refresh,
@@ -131,6 +166,7 @@ impl Auth {
             jti: s.jti.clone(),
             user_id: Some(user_id.to_string()),
             family: Some(family.to_string()),
+            login,
         })
     }
 
@@ -153,6 +189,8 @@ impl Auth {
             _ => return Err(AuthError::NoActiveAccount),
         }
         let family = self.family_of(&claims).await?;
+        // The login's method rides along from token to token of the family.
+        let login = claims.login;
         let s = &self.token_settings;
         let outcome = self
             .families
@@ -177,8 +215,8 @@ impl Auth {
         metrics::counter!("sekisho_refreshes_total", "outcome" => label).increment(1);
         let successor = |succ: &Successor, from_grace| -> Result<Refreshed, AuthError> {
             Ok(Refreshed {
-                access: self.sign_access(&uid, &family, now)?,
-                refresh: Some(self.sign_refresh(&uid, &family, succ)?),
+                access: self.sign_access(&uid, &family, now, login)?,
+                refresh: Some(self.sign_refresh(&uid, &family, succ, login)?),
                 refresh_max_age: Some(max_age(succ.exp, now)),
                 from_grace,
             })
@@ -187,7 +225,7 @@ impl Auth {
             RotateOutcome::Rotated(succ) => successor(&succ, false),
             RotateOutcome::Grace(succ) => successor(&succ, true),
             RotateOutcome::Unchanged(_) => Ok(Refreshed {
-                access: self.sign_access(&uid, &family, now)?,
+                access: self.sign_access(&uid, &family, now, login)?,
                 refresh: None,
                 refresh_max_age: None,
                 from_grace: false,

@@ -1,6 +1,6 @@
 //! The first factor: a username and password, checked against the stored hash with brute-force
-//! throttling in front (DESIGN §6). Both ways of logging in (session and token) go through
-//! [`Auth::check_password`]; second factors land here next.
+//! throttling in front (DESIGN §6). Both ways of logging in (session and token) check it with
+//! [`Auth::first_factor`] and then pass the second-factor gate ([`crate::mfa`]).
 
 mod django_hashers;
 pub mod password;
@@ -27,6 +27,21 @@ impl Auth {
         password: &str,
         client_ip: &str,
     ) -> Result<User, AuthError> {
+        let user = self.first_factor(username, password, client_ip).await?;
+        self.throttle
+            .record_success(&crate::account::rules::normalize_username(username));
+        Ok(user)
+    }
+
+    /// [`Auth::check_password`] without resetting the account's failure count on success:
+    /// a login that still owes a second factor has not succeeded yet, and resetting here would
+    /// let whoever knows the password guess codes without limit.
+    pub(crate) async fn first_factor(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<User, AuthError> {
         // One normalisation for the lookup and the throttle (NFKC, case kept: Django's rule).
         let username = &crate::account::rules::normalize_username(username);
         if let Err(wait) = self.throttle.check(username, client_ip) {
@@ -36,7 +51,6 @@ impl Auth {
         let result = self.check_password_unthrottled(username, password).await;
         match &result {
             Ok(_) => {
-                self.throttle.record_success(username);
                 metrics::counter!("sekisho_logins_total", "result" => "success").increment(1);
             }
             Err(AuthError::InvalidCredentials) => {

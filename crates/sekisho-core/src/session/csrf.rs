@@ -38,6 +38,14 @@ impl CsrfKey {
         CsrfKey(mac.finalize().into_bytes().into())
     }
 
+    /// A separate 32-byte key for another purpose, derived from this one (one-way: the CSRF
+    /// key cannot be recovered from it).
+    pub(crate) fn derive_subkey(&self, label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label);
+        zeroize::Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     fn tag(&self, binding: &str, nonce: &[u8]) -> [u8; 16] {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(binding.as_bytes());

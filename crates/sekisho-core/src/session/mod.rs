@@ -12,6 +12,7 @@ use crate::account::User;
 use crate::auth::Auth;
 use crate::clock::Timestamp;
 use crate::error::AuthError;
+use crate::mfa::{Factor, Flow, LoginMethod};
 use crate::random;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ fn truncate(s: &str, max_chars: usize) -> String {
 impl Auth {
     /// `POST /api/auth/login/`: checks the password and creates a brand-new session. A session
     /// the request already carried is deleted, and its id is never adopted (fixation-safe).
+    /// A user with a second factor gets [`AuthError::MfaRequired`] instead (no session yet).
     pub async fn login_session(
         &self,
         username: &str,
@@ -59,7 +61,40 @@ impl Auth {
         device: Device,
         previous_cookie: Option<&str>,
     ) -> Result<NewSession, AuthError> {
-        let user = self.check_password(username, password, &device.ip).await?;
+        let user = self.first_factor(username, password, &device.ip).await?;
+        self.second_factor_gate(&user, Flow::Session).await?;
+        let login = LoginMethod::password(self.now());
+        self.start_session(user, device, previous_cookie, login)
+            .await
+    }
+
+    /// `POST /api/auth/login/mfa/`: the second step of a session login. The session is created
+    /// only now, exactly as the first step would have, marked as authenticated with a second
+    /// factor. The second element holds the recovery codes of an enrolment it confirmed.
+    pub async fn login_session_second_factor(
+        &self,
+        challenge: &str,
+        factor: Factor<'_>,
+        device: Device,
+        previous_cookie: Option<&str>,
+    ) -> Result<(NewSession, Option<Vec<String>>), AuthError> {
+        let passed = self
+            .pass_challenge(challenge, Flow::Session, factor, &device.ip)
+            .await?;
+        let login = LoginMethod::second_factor(self.now());
+        let session = self
+            .start_session(passed.user, device, previous_cookie, login)
+            .await?;
+        Ok((session, passed.recovery_codes))
+    }
+
+    async fn start_session(
+        &self,
+        user: User,
+        device: Device,
+        previous_cookie: Option<&str>,
+        login: LoginMethod,
+    ) -> Result<NewSession, AuthError> {
         if let Some(prev) = previous_cookie.filter(|c| plausible_session_id(c)) {
             self.sessions.delete_session(&hash_session_id(prev)).await?;
         }
@@ -77,6 +112,7 @@ impl Auth {
             absolute_expires_at: absolute,
             user_agent: truncate(&device.user_agent, 256),
             ip: truncate(&device.ip, 64),
+            login,
         };
         self.sessions.create_session(&record).await?;
         self.evict_past_the_cap(&record, now).await?;

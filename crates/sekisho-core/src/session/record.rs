@@ -23,6 +23,8 @@ pub struct SessionRecord {
     pub absolute_expires_at: Timestamp,
     pub user_agent: String,
     pub ip: String,
+    /// How the login was authenticated (a second factor or not, and when).
+    pub login: crate::mfa::LoginMethod,
 }
 
 impl SessionRecord {
@@ -77,6 +79,7 @@ mod tests {
             absolute_expires_at: Timestamp(50),
             user_agent: String::new(),
             ip: String::new(),
+            login: crate::mfa::LoginMethod::password(Timestamp(0)),
         };
         assert!(r.is_live(Timestamp(49)));
         assert!(!r.is_live(Timestamp(50)));

@@ -64,6 +64,8 @@ pub(super) struct RawClaims<'a> {
     pub jti: Option<Scalar<'a>>,
     pub token_type: Option<Scalar<'a>>,
     pub fid: Option<Scalar<'a>>,
+    pub amr: Option<Scalar<'a>>,
+    pub auth_time: Option<Scalar<'a>>,
     pub user_id: Option<Scalar<'a>>,
 }
 
@@ -254,6 +256,8 @@ impl<'a> RawClaims<'a> {
             "jti" => &mut self.jti,
             "token_type" => &mut self.token_type,
             "fid" => &mut self.fid,
+            "amr" => &mut self.amr,
+            "auth_time" => &mut self.auth_time,
             _ => return None,
         })
     }

@@ -74,6 +74,9 @@ pub struct Claims {
     pub user_id: Option<String>,
     /// The refresh family (login) this token belongs to; absent in tokens minted elsewhere.
     pub family: Option<String>,
+    /// How the login was authenticated (`amr` and `auth_time`); absent in tokens minted
+    /// elsewhere. Extra claims, which simplejwt and PyJWT ignore.
+    pub login: Option<crate::mfa::LoginMethod>,
 }
 
 /// Tokens longer than this are refused before any parsing (a cheap guard against oversized
@@ -159,6 +162,10 @@ impl TokenPolicy {
         }
         if let Some(fid) = &claims.family {
             m.insert("fid".into(), Value::from(fid.as_str()));
+        }
+        if let Some(login) = &claims.login {
+            m.insert("amr".into(), Value::from(login.amr().to_vec()));
+            m.insert("auth_time".into(), Value::from(login.auth_time));
         }
         if let Some(iss) = &self.issuer {
             m.insert("iss".into(), Value::from(iss.as_str()));
@@ -295,6 +302,13 @@ impl TokenPolicy {
                 Some(Scalar::Str(s)) if !s.contains('\0') => Some(s.to_string()),
                 Some(_) => return Err(Invalid),
             };
+            // Both or nothing; a shape sekisho never writes says nothing about the login.
+            let login = match (&c.amr, c.auth_time.as_ref().and_then(Scalar::seconds)) {
+                (Some(Scalar::Strings(amr)), Some(at)) => {
+                    crate::mfa::LoginMethod::from_amr(amr, at)
+                }
+                _ => None,
+            };
             Ok(Claims {
                 token_type,
                 exp,
@@ -302,6 +316,7 @@ impl TokenPolicy {
                 jti,
                 user_id,
                 family,
+                login,
             })
         };
         check().map_err(Ok)

@@ -40,6 +40,10 @@ fn claims(tt: TokenType) -> Claims {
         jti: "0123456789abcdef0123456789abcdef".into(),
         user_id: Some("7".into()),
         family: Some("fam".into()),
+        login: Some(crate::mfa::LoginMethod {
+            otp: true,
+            auth_time: NOW - 5,
+        }),
     }
 }
 
@@ -293,6 +297,8 @@ fn signing_matches_the_jose_crate() {
             m.insert("jti".into(), Value::from(c.jti.as_str()));
             m.insert("user_id".into(), Value::from("7"));
             m.insert("fid".into(), Value::from("fam"));
+            m.insert("amr".into(), Value::from(vec!["pwd", "otp"]));
+            m.insert("auth_time".into(), Value::from(NOW - 5));
             m.insert("iss".into(), Value::from("iss"));
             let mut h = jsonwebtoken::Header::new(jose_alg(&p));
             h.typ = Some("JWT".into());
@@ -415,6 +421,13 @@ fn reference_verify(
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(Invalid),
     };
+    let login = match (c.get("amr"), c.get("auth_time").and_then(numeric)) {
+        (Some(Value::Array(list)), Some(at)) => {
+            let amr: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+            crate::mfa::LoginMethod::from_amr(&amr, at)
+        }
+        _ => None,
+    };
     Ok(Claims {
         token_type,
         exp,
@@ -422,12 +435,15 @@ fn reference_verify(
         jti,
         user_id,
         family,
+        login,
     })
 }
 
 /// The claims sekisho reads (and `sub`, which the JOSE crate pre-parses): a repeat of any of
 /// them is refused.
-const READ_CLAIMS: [&str; 9] = [
+const READ_CLAIMS: [&str; 11] = [
+    "amr",
+    "auth_time",
     "exp",
     "nbf",
     "iat",

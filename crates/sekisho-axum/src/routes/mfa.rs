@@ -1,0 +1,237 @@
+//! Second factors: the caller's own TOTP factor and recovery codes under `/api/auth/mfa/`, and
+//! the second step of each login (`POST /api/auth/login/mfa/`, `POST /api/token/mfa/`), which
+//! answers exactly what the first step would have once the factor passed.
+
+use super::parts_and_input;
+use crate::body::{Input, Trim};
+use crate::cookies::{self, Jar};
+use crate::error::{ApiError, FieldProblem};
+use crate::extract::identity::AuthUser;
+use crate::extract::{csrf, request};
+use crate::routes::UserView;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::response::{IntoResponse, Response};
+use sekisho_core::AuthError;
+use sekisho_core::mfa::{Factor, TotpEnrolment, recovery, totp};
+use sekisho_core::session::Device;
+use serde_json::{Value, json};
+
+/// Which field a code came in, for field errors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FactorField {
+    Code,
+    RecoveryCode,
+}
+
+/// The code of a request: `code` (six digits) or `recovery_code`, exactly one. Malformed codes
+/// are 400 before anything is looked up.
+fn presented_factor(input: &Input) -> Result<(FactorField, String), ApiError> {
+    let code = input.optional_string("code", Trim::Yes)?;
+    let rc = input.optional_string("recovery_code", Trim::Yes)?;
+    match (code, rc) {
+        (Some(c), None) if totp::plausible_code(&c) => Ok((FactorField::Code, c)),
+        (Some(_), None) => Err(ApiError::field("code", FieldProblem::InvalidTotpCode)),
+        (None, Some(r)) if recovery::normalize(&r).is_some() => Ok((FactorField::RecoveryCode, r)),
+        (None, Some(_)) => Err(ApiError::field(
+            "recovery_code",
+            FieldProblem::InvalidRecoveryCode,
+        )),
+        (None, None) => Err(ApiError::field("code", FieldProblem::Required)),
+        (Some(_), Some(_)) => Err(ApiError::field(
+            "non_field_errors",
+            FieldProblem::OneOf("code", "recovery_code"),
+        )),
+    }
+}
+
+fn factor(field: FactorField, value: &str) -> Factor<'_> {
+    match field {
+        FactorField::Code => Factor::Totp(value),
+        FactorField::RecoveryCode => Factor::Recovery(value),
+    }
+}
+
+/// On the caller's own factor endpoints a wrong code is a field error (400): a 401 there would
+/// read as "logged out" to an SPA's interceptor.
+fn wrong_code_is_a_field_error(field: FactorField) -> impl Fn(AuthError) -> ApiError {
+    move |e| match e {
+        AuthError::MfaCodeInvalid => ApiError::field(
+            match field {
+                FactorField::Code => "code",
+                FactorField::RecoveryCode => "recovery_code",
+            },
+            FieldProblem::WrongCode,
+        ),
+        other => other.into(),
+    }
+}
+
+fn enrolment_body(e: TotpEnrolment) -> Value {
+    json!({
+        "secret": e.secret,
+        "otpauth_uri": e.otpauth_uri,
+        "qr_svg": e.qr_svg,
+    })
+}
+
+/// `GET /api/auth/mfa/`: the caller's second factors.
+pub async fn status(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.auth.mfa_status(&user).await?;
+    let mut methods = Vec::new();
+    if s.totp_confirmed {
+        methods.push("totp");
+        if s.recovery_codes_left > 0 {
+            methods.push("recovery");
+        }
+    }
+    Ok(Json(json!({
+        "totp": s.totp_confirmed,
+        "totp_pending": s.totp_pending,
+        "recovery_codes_left": s.recovery_codes_left,
+        "methods": methods,
+    })))
+}
+
+/// `POST /api/auth/mfa/totp/`: starts an enrolment — for the logged-in caller, or, with
+/// `{"challenge"}`, for the holder of an "enrolment required" login challenge.
+pub async fn begin_totp(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (mut parts, input) = parts_and_input(&state, req).await?;
+    let enrolment = match input.optional_string("challenge", Trim::Yes)? {
+        Some(challenge) => state.auth.begin_totp_for_challenge(&challenge).await?,
+        None => {
+            let user = AuthUser::from_request_parts(&mut parts, &state).await?;
+            state.auth.begin_totp(&user).await?
+        }
+    };
+    Ok(Json(enrolment_body(enrolment)).into_response())
+}
+
+/// `POST /api/auth/mfa/totp/confirm/` `{"code"}`: activates the pending factor; answers the
+/// recovery codes, once.
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, input) = parts_and_input(&state, req).await?;
+    let user = AuthUser::from_request_parts(&mut parts, &state).await?;
+    let [code] = input.strings([("code", Trim::Yes)])?;
+    if !totp::plausible_code(&code) {
+        return Err(ApiError::field("code", FieldProblem::InvalidTotpCode));
+    }
+    let meta = request::meta(&mut parts, &state.http);
+    let codes = state
+        .auth
+        .confirm_totp(&user, &code, &meta.client_ip)
+        .await
+        .map_err(wrong_code_is_a_field_error(FactorField::Code))?;
+    Ok(Json(json!({ "recovery_codes": codes })).into_response())
+}
+
+/// `POST /api/auth/mfa/totp/disable/` `{"code"}` or `{"recovery_code"}`.
+pub async fn disable_totp(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, input) = parts_and_input(&state, req).await?;
+    let user = AuthUser::from_request_parts(&mut parts, &state).await?;
+    let (field, value) = presented_factor(&input)?;
+    let meta = request::meta(&mut parts, &state.http);
+    state
+        .auth
+        .disable_totp(&user, factor(field, &value), &meta.client_ip)
+        .await
+        .map_err(wrong_code_is_a_field_error(field))?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// `POST /api/auth/mfa/recovery-codes/` `{"code"}` or `{"recovery_code"}`: a new set.
+pub async fn regenerate_recovery_codes(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, input) = parts_and_input(&state, req).await?;
+    let user = AuthUser::from_request_parts(&mut parts, &state).await?;
+    let (field, value) = presented_factor(&input)?;
+    let meta = request::meta(&mut parts, &state.http);
+    let codes = state
+        .auth
+        .regenerate_recovery_codes(&user, factor(field, &value), &meta.client_ip)
+        .await
+        .map_err(wrong_code_is_a_field_error(field))?;
+    Ok(Json(json!({ "recovery_codes": codes })).into_response())
+}
+
+/// Adds the recovery codes of an enrolment the second step confirmed.
+fn with_recovery_codes(mut body: Value, codes: Option<Vec<String>>) -> Value {
+    if let (Some(codes), Some(m)) = (codes, body.as_object_mut()) {
+        m.insert("recovery_codes".into(), json!(codes));
+    }
+    body
+}
+
+/// `POST /api/auth/login/mfa/` `{"challenge", "code" | "recovery_code"}`: the session login's
+/// second step. CSRF-protected like the login itself; on success the same cookies and body.
+pub async fn complete_session_login(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let meta = request::meta(&mut parts, &state.http);
+    let previous = cookies::get(&parts.headers, &state.http.session_cookie).map(str::to_string);
+    let binding = csrf::binding(&mut parts, &state).await?;
+    csrf::enforce(&mut parts, &state, &binding)?;
+    let input = Input::from_request(Request::from_parts(parts, body), &state).await?;
+    let [challenge] = input.strings([("challenge", Trim::Yes)])?;
+    let (field, value) = presented_factor(&input)?;
+    let device = Device {
+        user_agent: meta.user_agent.clone(),
+        ip: meta.client_ip.clone(),
+    };
+    let (s, codes) = state
+        .auth
+        .login_session_second_factor(
+            &challenge,
+            factor(field, &value),
+            device,
+            previous.as_deref(),
+        )
+        .await?;
+    let mut jar = Jar::new(&state.http, meta.secure);
+    jar.set_session(&s.cookie, s.cookie_max_age);
+    jar.set_csrf(&s.csrf_token);
+    tracing::info!(user_id = s.user.id, "session login with a second factor");
+    let body = with_recovery_codes(json!({ "user": UserView(&s.user) }), codes);
+    Ok((jar.into_headers(), Json(body)).into_response())
+}
+
+/// `POST /api/token/mfa/` `{"challenge", "code" | "recovery_code"}`: the token login's second
+/// step; on success the same pair (or, in refresh-cookie mode, the cookie and `access`).
+pub async fn complete_token_login(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, input) = parts_and_input(&state, req).await?;
+    let [challenge] = input.strings([("challenge", Trim::Yes)])?;
+    let (field, value) = presented_factor(&input)?;
+    let meta = request::meta(&mut parts, &state.http);
+    let (pair, codes) = state
+        .auth
+        .obtain_pair_second_factor(&challenge, factor(field, &value), &meta.client_ip)
+        .await?;
+    if state.http.refresh_cookie.is_some() {
+        let mut jar = Jar::new(&state.http, meta.secure);
+        jar.set_refresh(&pair.refresh, pair.refresh_max_age);
+        let body = with_recovery_codes(json!({ "access": pair.access }), codes);
+        return Ok((jar.into_headers(), Json(body)).into_response());
+    }
+    let body = with_recovery_codes(
+        json!({ "refresh": pair.refresh, "access": pair.access }),
+        codes,
+    );
+    Ok(Json(body).into_response())
+}
