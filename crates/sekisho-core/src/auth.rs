@@ -12,7 +12,7 @@ use crate::login::password::Passwords;
 use crate::login::throttle::LoginThrottle;
 use crate::session::csrf::CsrfKey;
 use crate::store::{
-    AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, Stores, UserStore,
+    AuditStore, AuthzStore, FamilyStore, ImportStore, KeyStore, SessionStore, Stores, UserStore,
 };
 use crate::token::managed::{KeyEncryptionKey, ManagedKeys, RotationSettings};
 use crate::token::{KeyRing, SignatureAlgorithm, TokenKey, TokenPolicy};
@@ -81,6 +81,7 @@ pub struct Auth {
     pub(crate) authz: Arc<dyn AuthzStore>,
     pub(crate) audit: Arc<dyn AuditStore>,
     pub(crate) key_store: Arc<dyn KeyStore>,
+    pub(crate) imports: Arc<dyn ImportStore>,
     pub(crate) tokens: TokenPolicy,
     /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
     pub(crate) managed_keys: Option<ManagedKeys>,
@@ -252,6 +253,7 @@ impl AuthBuilder {
             authz: stores.authz,
             audit: stores.audit,
             key_store: stores.keys,
+            imports: stores.imports,
             tokens,
             managed_keys,
             static_key_source: self.key_source,

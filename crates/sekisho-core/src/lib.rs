@@ -6,7 +6,8 @@
 //! [`Auth`] is the facade: built once by [`Auth::builder`], private state, one method per
 //! operation. Modules are concepts: [`login`] (first factor, throttling), [`token`] (policy,
 //! keys, bearer authentication), [`family`] (refresh rotation), [`session`] (sessions, CSRF),
-//! [`account`] (users, passwords, ending logins), [`authz`] (permissions).
+//! [`account`] (users, passwords, ending logins), [`authz`] (permissions), [`import`] (moving
+//! a Django deployment in).
 
 pub mod account;
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod family;
+pub mod import;
 pub mod login;
 pub mod random;
 pub mod session;

@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod cache;
+pub mod django;
 pub mod postgres;
 pub mod redis_store;
 mod sql;
@@ -13,7 +14,8 @@ use sekisho_core::Config;
 use sekisho_core::clock::Clock;
 pub use sekisho_core::store::Stores;
 use sekisho_core::store::{
-    AuditStore, AuthzStore, FamilyStore, KeyStore, SessionStore, StoreError, StoreResult, UserStore,
+    AuditStore, AuthzStore, FamilyStore, ImportStore, KeyStore, SessionStore, StoreError,
+    StoreResult, UserStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,26 +28,43 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
     let db = &config.database;
     let mut pg: Option<postgres::PgStore> = None;
     #[allow(clippy::type_complexity)]
-    let (users, families, sessions, authz, audit, keys): (
+    let (users, families, sessions, authz, audit, keys, imports): (
         Arc<dyn UserStore>,
         Arc<dyn FamilyStore>,
         Arc<dyn SessionStore>,
         Arc<dyn AuthzStore>,
         Arc<dyn AuditStore>,
         Arc<dyn KeyStore>,
+        Arc<dyn ImportStore>,
     ) = if db.url.starts_with("sqlite:") {
         let s = Arc::new(
             sqlite::SqliteStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
-        (s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s)
+        (
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s,
+        )
     } else {
         let s = Arc::new(
             postgres::PgStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
         pg = Some((*s).clone());
-        (s.clone(), s.clone(), s.clone(), s.clone(), s.clone(), s)
+        (
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s,
+        )
     };
     let store = &config.sessions.store;
     let (families, sessions): (Arc<dyn FamilyStore>, Arc<dyn SessionStore>) =
@@ -67,6 +86,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             authz,
             audit,
             keys,
+            imports,
         });
     }
     let caches = cache::Caches::new(ttl, clock);
@@ -82,6 +102,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
         authz: Arc::new(cached_users.authz(authz)),
         audit,
         keys: Arc::new(cache::CachedKeys::new(keys, caches.clone())),
+        imports: Arc::new(cache::CachedImports::new(imports, caches.clone())),
         users: Arc::new(cached_users),
         families: Arc::new(cache::CachedFamilies::new(families, caches.clone())),
         sessions: Arc::new(cache::CachedSessions::new(sessions, caches)),

@@ -96,6 +96,7 @@ async fn a_failed_login_reads_the_same_for_known_and_unknown_users() {
             sessions: sqlite.clone(),
             authz: sqlite.clone(),
             audit: sqlite.clone(),
+            imports: sqlite.clone(),
             keys: sqlite,
         })
         .clock(Arc::new(SystemClock))
