@@ -67,8 +67,10 @@ enum Command {
     /// Reads the Django database directly and never writes to it. Users keep their Django ids
     /// (simplejwt tokens name users by id), matched by id and username; a conflict is reported
     /// and skipped. Groups match by name, permissions by app_label.codename. Safe to re-run:
-    /// what already matches is left alone. Passwords are upgraded to Argon2id at each user's
-    /// next login.
+    /// only what Django changed since the last run is written (a user Django did not change
+    /// keeps what sekisho has, e.g. a password already upgraded at login). Passwords are
+    /// upgraded to Argon2id at each user's next login. Everything but the blacklisted tokens is
+    /// one transaction.
     #[command(name = "import-django")]
     ImportDjango {
         /// The Django database: a path to its SQLite file, sqlite://PATH, or
