@@ -9,7 +9,8 @@
 #   API test generated from the OpenAPI document (scripts/schemathesis.sh), Django's own
 #   password hashers checked against sekisho's verifier (scripts/django_hashers.sh) and the
 #   interop test with a Django + DRF + djangorestframework-simplejwt resource server and PyJWT
-#   (scripts/interop.sh; SEKISHO_INTEROP_ALGORITHMS picks the algorithms, default all four).
+#   (scripts/interop.sh; SEKISHO_INTEROP_ALGORITHMS picks the algorithms, default all four),
+#   then `sekisho import-django` from a real migrated Django project (scripts/django_import.sh).
 # Installs what it needs (Debian's chromium and nginx, cargo-fuzz, the npm packages from their
 # lockfiles) when missing.
 set -euo pipefail
@@ -76,6 +77,9 @@ scripts/django_hashers.sh
 
 step "interop with Django/DRF/simplejwt and PyJWT"
 scripts/interop.sh
+
+step "import-django from a real Django 5.2 + simplejwt + django-guardian project"
+scripts/django_import.sh
 
 npm_ci() { npm ci --no-audit --no-fund --loglevel=error; }
 

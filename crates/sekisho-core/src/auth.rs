@@ -13,7 +13,8 @@ use crate::login::throttle::LoginThrottle;
 use crate::mfa::{MfaKeys, MfaSettings};
 use crate::session::csrf::CsrfKey;
 use crate::store::{
-    AuditStore, AuthzStore, FamilyStore, KeyStore, MfaStore, SessionStore, Stores, UserStore,
+    AuditStore, AuthzStore, FamilyStore, ImportStore, KeyStore, MfaStore, SessionStore, Stores,
+    UserStore,
 };
 use crate::token::managed::{KeyEncryptionKey, ManagedKeys, RotationSettings};
 use crate::token::{KeyRing, SignatureAlgorithm, TokenKey, TokenPolicy};
@@ -85,6 +86,7 @@ pub struct Auth {
     pub(crate) mfa: Arc<dyn MfaStore>,
     pub(crate) mfa_keys: MfaKeys,
     pub(crate) mfa_settings: MfaSettings,
+    pub(crate) imports: Arc<dyn ImportStore>,
     pub(crate) tokens: TokenPolicy,
     /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
     pub(crate) managed_keys: Option<ManagedKeys>,
@@ -276,6 +278,7 @@ impl AuthBuilder {
             mfa: stores.mfa,
             mfa_keys,
             mfa_settings: MfaSettings::from(&config.mfa),
+            imports: stores.imports,
             tokens,
             managed_keys,
             static_key_source: self.key_source,

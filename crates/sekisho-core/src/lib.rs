@@ -7,7 +7,7 @@
 //! operation. Modules are concepts: [`login`] (first factor, throttling), [`token`] (policy,
 //! keys, bearer authentication), [`family`] (refresh rotation), [`session`] (sessions, CSRF),
 //! [`account`] (users, passwords, ending logins), [`authz`] (permissions), [`mfa`] (second
-//! factors and the login gate).
+//! factors and the login gate), [`import`] (moving a Django deployment in).
 
 pub mod account;
 pub mod auth;
@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod family;
+pub mod import;
 pub mod login;
 pub mod mfa;
 pub mod random;

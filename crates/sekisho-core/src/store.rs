@@ -9,6 +9,7 @@ use crate::authz::model::{
 };
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
+use crate::import::{DjangoExport, Progress, StoreCounts};
 use crate::mfa::{ChallengeRecord, TotpRecord};
 use crate::session::SessionRecord;
 use crate::token::managed::KeyRecord;
@@ -41,6 +42,7 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     pub keys: Arc<dyn KeyStore>,
     pub mfa: Arc<dyn MfaStore>,
+    pub imports: Arc<dyn ImportStore>,
 }
 
 #[async_trait]
@@ -228,6 +230,24 @@ pub trait KeyStore: Send + Sync + 'static {
     fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+}
+
+/// Bulk writes of an import from Django (see [`crate::import`]).
+#[async_trait]
+pub trait ImportStore: Send + Sync + 'static {
+    /// Applies the export's users (keeping their ids, each decided by
+    /// [`crate::import::decide_user`] against the fingerprint recorded at its last import, which
+    /// is then recorded anew), groups, permissions, links and object grants in one
+    /// transaction: all or nothing, and rolled back at the end when `dry_run`, so a dry run
+    /// counts exactly what a real run would do and writes nothing. Idempotent: rows that exist
+    /// and match are counted unchanged, never written twice.
+    async fn import_django(
+        &self,
+        export: &DjangoExport,
+        now: Timestamp,
+        dry_run: bool,
+        progress: Progress<'_>,
+    ) -> StoreResult<StoreCounts>;
 }
 
 /// The append-only record of administrative actions.

@@ -18,9 +18,10 @@ use sekisho_core::authz::model::{
 };
 use sekisho_core::clock::{Clock, Timestamp};
 use sekisho_core::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
+use sekisho_core::import::{DjangoExport, Progress, StoreCounts};
 use sekisho_core::session::SessionRecord;
 use sekisho_core::store::{
-    AuthzStore, FamilyStore, KeyStore, SessionStore, StoreResult, UserStore,
+    AuthzStore, FamilyStore, ImportStore, KeyStore, SessionStore, StoreResult, UserStore,
 };
 use sekisho_core::token::managed::KeyRecord;
 use std::collections::HashMap;
@@ -395,6 +396,39 @@ impl UserStore for CachedUsers {
         self.caches.apply(&Stale::User(id));
         let r = self.inner.update_profile(id, update).await;
         self.caches.changed(Stale::User(id)).await;
+        r
+    }
+}
+
+/// An import changes any number of users, groups and grants: every cached user goes, here and
+/// on every other instance, once it committed.
+pub struct CachedImports {
+    inner: Arc<dyn ImportStore>,
+    caches: Arc<Caches>,
+}
+
+impl CachedImports {
+    pub fn new(inner: Arc<dyn ImportStore>, caches: Arc<Caches>) -> Self {
+        CachedImports { inner, caches }
+    }
+}
+
+#[async_trait]
+impl ImportStore for CachedImports {
+    async fn import_django(
+        &self,
+        export: &DjangoExport,
+        now: Timestamp,
+        dry_run: bool,
+        progress: Progress<'_>,
+    ) -> StoreResult<StoreCounts> {
+        let r = self
+            .inner
+            .import_django(export, now, dry_run, progress)
+            .await;
+        if !dry_run {
+            self.caches.changed(Stale::AllUsers).await;
+        }
         r
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod cache;
+pub mod django;
 pub mod postgres;
 pub mod redis_store;
 mod sql;
@@ -13,8 +14,8 @@ use sekisho_core::Config;
 use sekisho_core::clock::Clock;
 pub use sekisho_core::store::Stores;
 use sekisho_core::store::{
-    AuditStore, AuthzStore, FamilyStore, KeyStore, MfaStore, SessionStore, StoreError, StoreResult,
-    UserStore,
+    AuditStore, AuthzStore, FamilyStore, ImportStore, KeyStore, MfaStore, SessionStore, StoreError,
+    StoreResult, UserStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
     let db = &config.database;
     let mut pg: Option<postgres::PgStore> = None;
     #[allow(clippy::type_complexity)]
-    let (users, families, sessions, authz, audit, keys, mfa): (
+    let (users, families, sessions, authz, audit, keys, mfa, imports): (
         Arc<dyn UserStore>,
         Arc<dyn FamilyStore>,
         Arc<dyn SessionStore>,
@@ -35,12 +36,14 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
         Arc<dyn AuditStore>,
         Arc<dyn KeyStore>,
         Arc<dyn MfaStore>,
+        Arc<dyn ImportStore>,
     ) = if db.url.starts_with("sqlite:") {
         let s = Arc::new(
             sqlite::SqliteStore::connect(&db.url, db.max_connections as u32, db.timeout.0).await?,
         );
         s.migrate().await?;
         (
+            s.clone(),
             s.clone(),
             s.clone(),
             s.clone(),
@@ -56,6 +59,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
         s.migrate().await?;
         pg = Some((*s).clone());
         (
+            s.clone(),
             s.clone(),
             s.clone(),
             s.clone(),
@@ -86,6 +90,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
             audit,
             keys,
             mfa,
+            imports,
         });
     }
     let caches = cache::Caches::new(ttl, clock);
@@ -102,6 +107,7 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> StoreResult<Stores>
         audit,
         mfa,
         keys: Arc::new(cache::CachedKeys::new(keys, caches.clone())),
+        imports: Arc::new(cache::CachedImports::new(imports, caches.clone())),
         users: Arc::new(cached_users),
         families: Arc::new(cache::CachedFamilies::new(families, caches.clone())),
         sessions: Arc::new(cache::CachedSessions::new(sessions, caches)),

@@ -73,5 +73,7 @@ crate::sql::impl_sql_stores!(
     PgStore,
     PgRow,
     begin = "BEGIN",
-    lock_family = "SELECT * FROM refresh_families WHERE id = $1 FOR UPDATE"
+    lock_family = "SELECT * FROM refresh_families WHERE id = $1 FOR UPDATE",
+    after_explicit_ids =
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT MAX(id) FROM users))"
 );

@@ -10,9 +10,12 @@
 ///
 /// * `begin`: the statement that opens the rotation transaction, taking the write lock first
 ///   (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `BEGIN`);
-/// * `lock_family`: the select that reads the family inside it (PostgreSQL adds `FOR UPDATE`).
+/// * `lock_family`: the select that reads the family inside it (PostgreSQL adds `FOR UPDATE`);
+/// * `after_explicit_ids`: run after an import inserted users with their own ids, so the next
+///   user sekisho creates gets a fresh one (PostgreSQL moves the id sequence past them; SQLite's
+///   `AUTOINCREMENT` does so by itself).
 macro_rules! impl_sql_stores {
-    ($store:ty, $row:ty, begin = $begin:literal, lock_family = $lock:literal) => {
+    ($store:ty, $row:ty, begin = $begin:literal, lock_family = $lock:literal, after_explicit_ids = $after_ids:literal) => {
         mod sql_impl {
         use super::*;
         use $crate::bounded;
@@ -1048,6 +1051,292 @@ macro_rules! impl_sql_stores {
                     })
                     .collect();
                 Ok(Page { count: count as u64, results })
+            }
+        }
+
+
+        fn imported_user_from_row(r: &$row) -> sekisho_core::import::DjangoUser {
+            sekisho_core::import::DjangoUser {
+                id: r.get("id"),
+                username: r.get("username"),
+                password: r.get("password"),
+                email: r.get("email"),
+                first_name: r.get("first_name"),
+                last_name: r.get("last_name"),
+                is_active: r.get("is_active"),
+                is_staff: r.get("is_staff"),
+                is_superuser: r.get("is_superuser"),
+                date_joined: Timestamp(r.get("date_joined")),
+                last_login: r.get::<Option<i64>, _>("last_login").map(Timestamp),
+            }
+        }
+
+        #[async_trait]
+        impl sekisho_core::store::ImportStore for $store {
+            async fn import_django(
+                &self,
+                ex: &sekisho_core::import::DjangoExport,
+                now: Timestamp,
+                dry_run: bool,
+                progress: sekisho_core::import::Progress<'_>,
+            ) -> StoreResult<sekisho_core::import::StoreCounts> {
+                use sekisho_core::import::{decide_user, tick, DjangoPrincipal, StoreCounts, UserDecision};
+                use std::collections::{HashMap, HashSet};
+                // One transaction, not bounded by the per-call deadline: an import of a large
+                // table takes as long as it takes, and nothing else waits on it.
+                let work = async {
+                    let mut c = StoreCounts::default();
+                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut imported: HashSet<UserId> = HashSet::with_capacity(ex.users.len());
+                    for (i, u) in ex.users.iter().enumerate() {
+                        tick(progress, "auth_user", i);
+                        let rows = sqlx::query(
+                            "SELECT id, username, password, email, first_name, last_name, is_active, is_staff,
+                             is_superuser, date_joined, last_login FROM users WHERE id = $1 OR username = $2",
+                        )
+                        .bind(u.id)
+                        .bind(&u.username)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let found: Vec<_> = rows.iter().map(imported_user_from_row).collect();
+                        let by_id = found.iter().find(|e| e.id == u.id);
+                        let by_name = found.iter().find(|e| e.username == u.username);
+                        let last: Option<String> = match by_id {
+                            Some(_) => {
+                                sqlx::query_scalar("SELECT fingerprint FROM django_imported_users WHERE user_id = $1")
+                                    .bind(u.id)
+                                    .fetch_optional(&mut *tx)
+                                    .await?
+                            }
+                            None => None,
+                        };
+                        let fingerprint = u.fingerprint();
+                        let skeleton = sekisho_core::account::rules::username_skeleton(&u.username);
+                        let decision = decide_user(u, by_id, by_name, last.as_deref());
+                        let record = !matches!(decision, UserDecision::Skip(_))
+                            && last.as_deref() != Some(fingerprint.as_str());
+                        match decision {
+                            UserDecision::Create => {
+                                // Kept as in Django (refusing one would lock a real person out),
+                                // and reported.
+                                let alike: Option<String> = sqlx::query_scalar(
+                                    "SELECT username FROM users WHERE username_skeleton = $1 ORDER BY id LIMIT 1",
+                                )
+                                .bind(&skeleton)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                                if let Some(a) = alike {
+                                    c.lookalikes.push((a, u.username.clone()));
+                                }
+                                sqlx::query(
+                                    "INSERT INTO users (id, username, password, email, first_name, last_name, is_active,
+                                     is_staff, is_superuser, date_joined, last_login, username_skeleton)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                )
+                                .bind(u.id)
+                                .bind(&u.username)
+                                .bind(&u.password)
+                                .bind(&u.email)
+                                .bind(&u.first_name)
+                                .bind(&u.last_name)
+                                .bind(u.is_active)
+                                .bind(u.is_staff)
+                                .bind(u.is_superuser)
+                                .bind(u.date_joined.millis())
+                                .bind(u.last_login.map(Timestamp::millis))
+                                .bind(&skeleton)
+                                .execute(&mut *tx)
+                                .await?;
+                                c.users.created += 1;
+                                imported.insert(u.id);
+                            }
+                            UserDecision::Update => {
+                                sqlx::query(
+                                    "UPDATE users SET password = $2, email = $3, first_name = $4, last_name = $5,
+                                     is_active = $6, is_staff = $7, is_superuser = $8, date_joined = $9,
+                                     last_login = $10 WHERE id = $1",
+                                )
+                                .bind(u.id)
+                                .bind(&u.password)
+                                .bind(&u.email)
+                                .bind(&u.first_name)
+                                .bind(&u.last_name)
+                                .bind(u.is_active)
+                                .bind(u.is_staff)
+                                .bind(u.is_superuser)
+                                .bind(u.date_joined.millis())
+                                .bind(u.last_login.map(Timestamp::millis))
+                                .execute(&mut *tx)
+                                .await?;
+                                c.users.updated += 1;
+                                imported.insert(u.id);
+                            }
+                            UserDecision::Unchanged => {
+                                c.users.unchanged += 1;
+                                imported.insert(u.id);
+                            }
+                            UserDecision::Skip(reason) => {
+                                c.users.skipped += 1;
+                                c.conflicts.push(reason);
+                            }
+                        }
+                        if record {
+                            sqlx::query(
+                                "INSERT INTO django_imported_users (user_id, fingerprint, imported_at_ms) VALUES ($1, $2, $3)
+                                 ON CONFLICT (user_id) DO UPDATE SET fingerprint = excluded.fingerprint,
+                                 imported_at_ms = excluded.imported_at_ms",
+                            )
+                            .bind(u.id)
+                            .bind(&fingerprint)
+                            .bind(now.millis())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    if c.users.created > 0 {
+                        sqlx::query($after_ids).execute(&mut *tx).await?;
+                    }
+                    c.imported = imported.iter().copied().collect();
+
+                    let mut groups: HashMap<i64, GroupId> = HashMap::with_capacity(ex.groups.len());
+                    for (i, g) in ex.groups.iter().enumerate() {
+                        tick(progress, "auth_group", i);
+                        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+                            .bind(&g.name)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let id = match id {
+                            Some(id) => {
+                                c.groups.unchanged += 1;
+                                id
+                            }
+                            None => {
+                                c.groups.created += 1;
+                                sqlx::query_scalar("INSERT INTO groups (name) VALUES ($1) RETURNING id")
+                                    .bind(&g.name)
+                                    .fetch_one(&mut *tx)
+                                    .await?
+                            }
+                        };
+                        groups.insert(g.id, id);
+                    }
+
+                    let mut perms: HashMap<i64, i64> = HashMap::with_capacity(ex.permissions.len());
+                    for (i, p) in ex.permissions.iter().enumerate() {
+                        tick(progress, "auth_permission", i);
+                        let row: Option<(i64, String)> =
+                            sqlx::query_as("SELECT id, name FROM permissions WHERE codename = $1")
+                                .bind(&p.codename)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        let id = match row {
+                            Some((id, name)) if name == p.name => {
+                                c.permissions.unchanged += 1;
+                                id
+                            }
+                            Some((id, _)) => {
+                                c.permissions.updated += 1;
+                                sqlx::query("UPDATE permissions SET name = $1 WHERE id = $2")
+                                    .bind(&p.name)
+                                    .bind(id)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                id
+                            }
+                            None => {
+                                c.permissions.created += 1;
+                                sqlx::query_scalar("INSERT INTO permissions (codename, name) VALUES ($1, $2) RETURNING id")
+                                    .bind(&p.codename)
+                                    .bind(&p.name)
+                                    .fetch_one(&mut *tx)
+                                    .await?
+                            }
+                        };
+                        perms.insert(p.id, id);
+                    }
+
+                    // A link is created unless it exists; one naming a skipped user (or a row
+                    // the export lacks) is skipped with it.
+                    macro_rules! link {
+                        ($counts:expr, $table:literal, $sql:literal, $rows:expr, $resolve:expr) => {
+                            for (i, row) in $rows.iter().enumerate() {
+                                tick(progress, $table, i);
+                                let Some((a, b)) = $resolve(row) else {
+                                    $counts.skipped += 1;
+                                    continue;
+                                };
+                                let r = sqlx::query($sql).bind(a).bind(b).execute(&mut *tx).await?;
+                                if r.rows_affected() == 1 {
+                                    $counts.created += 1;
+                                } else {
+                                    $counts.unchanged += 1;
+                                }
+                            }
+                        };
+                    }
+                    let user = |u: &UserId| imported.contains(u).then_some(*u);
+                    link!(
+                        c.user_groups,
+                        "auth_user_groups",
+                        "INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        ex.user_groups,
+                        |(u, g): &(UserId, i64)| Some((user(u)?, *groups.get(g)?))
+                    );
+                    link!(
+                        c.user_permissions,
+                        "auth_user_user_permissions",
+                        "INSERT INTO user_permissions (user_id, permission_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        ex.user_permissions,
+                        |(u, p): &(UserId, i64)| Some((user(u)?, *perms.get(p)?))
+                    );
+                    link!(
+                        c.group_permissions,
+                        "auth_group_permissions",
+                        "INSERT INTO group_permissions (group_id, permission_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        ex.group_permissions,
+                        |(g, p): &(i64, i64)| Some((*groups.get(g)?, *perms.get(p)?))
+                    );
+
+                    for (i, g) in ex.object_grants.iter().flatten().enumerate() {
+                        tick(progress, "guardian object permissions", i);
+                        let (sql, principal) = match g.principal {
+                            DjangoPrincipal::User(u) => (
+                                "INSERT INTO user_object_permissions (user_id, permission_id, object_type, object_id)
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                                user(&u),
+                            ),
+                            DjangoPrincipal::Group(g) => (
+                                "INSERT INTO group_object_permissions (group_id, permission_id, object_type, object_id)
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                                groups.get(&g).copied(),
+                            ),
+                        };
+                        let (Some(principal), Some(perm)) = (principal, perms.get(&g.permission)) else {
+                            c.object_grants.skipped += 1;
+                            continue;
+                        };
+                        let r = sqlx::query(sql)
+                            .bind(principal)
+                            .bind(*perm)
+                            .bind(&g.object_type)
+                            .bind(&g.object_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        if r.rows_affected() == 1 {
+                            c.object_grants.created += 1;
+                        } else {
+                            c.object_grants.unchanged += 1;
+                        }
+                    }
+
+                    if dry_run {
+                        tx.rollback().await?;
+                    } else {
+                        tx.commit().await?;
+                    }
+                    Ok::<_, sqlx::Error>(c)
+                };
+                work.await.map_err($crate::map_sqlx)
             }
         }
 

@@ -84,7 +84,8 @@ crate::sql::impl_sql_stores!(
     SqliteStore,
     SqliteRow,
     begin = "BEGIN IMMEDIATE",
-    lock_family = "SELECT * FROM refresh_families WHERE id = $1"
+    lock_family = "SELECT * FROM refresh_families WHERE id = $1",
+    after_explicit_ids = "SELECT 1"
 );
 
 /// Creates the database file readable by its owner only (0600) if it does not exist yet, so

@@ -97,7 +97,8 @@ async fn a_failed_login_reads_the_same_for_known_and_unknown_users() {
             authz: sqlite.clone(),
             audit: sqlite.clone(),
             keys: sqlite.clone(),
-            mfa: sqlite,
+            mfa: sqlite.clone(),
+            imports: sqlite,
         })
         .clock(Arc::new(SystemClock))
         .signing_key(Arc::new(

@@ -9,6 +9,7 @@ use sekisho_core::authz::{AuditQuery, Group, ObjectGrant, ObjectRef, Principal, 
 use sekisho_core::{Auth, AuthError};
 use std::io::Read;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,26 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Import a Django project's users (with their password hashes and ids), groups,
+    /// permissions, django-guardian object permissions and simplejwt's blacklisted tokens.
+    ///
+    /// Reads the Django database directly and never writes to it. Users keep their Django ids
+    /// (simplejwt tokens name users by id), matched by id and username; a conflict is reported
+    /// and skipped. Groups match by name, permissions by app_label.codename. Safe to re-run:
+    /// only what Django changed since the last run is written (a user Django did not change
+    /// keeps what sekisho has, e.g. a password already upgraded at login). Passwords are
+    /// upgraded to Argon2id at each user's next login. Everything but the blacklisted tokens is
+    /// one transaction.
+    #[command(name = "import-django")]
+    ImportDjango {
+        /// The Django database: a path to its SQLite file, sqlite://PATH, or
+        /// postgres://USER@HOST/DB (a password may come from PGPASSWORD instead of the URL).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Read and report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -264,6 +285,69 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Perm { command } => perm(config, command).await,
         Command::Audit { command } => audit(config, command).await,
         Command::Keys { command } => keys(config, command).await,
+        Command::ImportDjango { from, dry_run } => import_django(config, &from, dry_run).await,
+    }
+}
+
+async fn import_django(config: sekisho_core::Config, from: &str, dry_run: bool) -> Result<()> {
+    use sekisho_store::django::DjangoSource;
+    let progress = |table: &str, rows: u64| eprintln!("import-django: {table}: {rows} rows");
+    let source =
+        DjangoSource::open(from, config.database.timeout.0.max(Duration::from_secs(5))).await?;
+    // The source is checked before sekisho's own database is opened (and migrated): a wrong
+    // --from changes nothing anywhere.
+    let (guardian, blacklist) = source.check().await?;
+    let export = source.read(&progress).await?;
+    let auth = crate::app::build_auth(&config).await?;
+    let report = auth.import_django(&export, dry_run, &progress).await?;
+    print_import_report(source.url(), &report, guardian, blacklist);
+    Ok(())
+}
+
+fn print_import_report(
+    url: &str,
+    r: &sekisho_core::import::ImportReport,
+    guardian: bool,
+    blacklist: bool,
+) {
+    use sekisho_core::import::Counts;
+    if r.dry_run {
+        println!("dry run of the import from {url}: nothing was written");
+    } else {
+        println!("imported from {url}");
+    }
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>9}",
+        "django table", "created", "updated", "unchanged", "skipped"
+    );
+    let line = |table: &str, c: &Counts| {
+        println!(
+            "{table:<36} {:>9} {:>9} {:>9} {:>9}",
+            c.created, c.updated, c.unchanged, c.skipped
+        );
+    };
+    let s = &r.store;
+    line("auth_user", &s.users);
+    line("auth_group", &s.groups);
+    line("auth_permission", &s.permissions);
+    line("auth_user_groups", &s.user_groups);
+    line("auth_user_user_permissions", &s.user_permissions);
+    line("auth_group_permissions", &s.group_permissions);
+    if guardian {
+        line("guardian_*objectpermission", &s.object_grants);
+    } else {
+        println!("guardian_*objectpermission: absent (django-guardian not installed): skipped");
+    }
+    if blacklist {
+        line("token_blacklist_blacklistedtoken", &r.blacklisted_tokens);
+    } else {
+        println!("token_blacklist_*: absent (simplejwt's token_blacklist not installed): skipped");
+    }
+    for c in &s.conflicts {
+        println!("skipped user: {c}");
+    }
+    for (a, b) in &s.lookalikes {
+        println!("lookalike usernames (both imported, as in Django): {a:?} and {b:?}");
     }
 }
 

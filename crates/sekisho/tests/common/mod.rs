@@ -178,6 +178,16 @@ impl Server {
         self.child.as_ref().expect("the server is running").id()
     }
 
+    /// The `database.url` this server runs on (whichever backend the suite selected).
+    pub fn database_url(&self) -> String {
+        self.base_env()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "SEKISHO_DATABASE__URL")
+            .map(|(_, v)| v)
+            .expect("a database URL")
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
