@@ -158,7 +158,11 @@ pub async fn change_password(
         // so the caller stays logged in.
         Identity::Bearer { .. } => {
             let pair = state.auth.issue_pair(&user.user).await?;
-            Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })).into_response())
+            Ok(Json(sekisho_proto::ObtainResponse {
+                refresh: Some(pair.refresh),
+                access: pair.access,
+            })
+            .into_response())
         }
         // The session stays logged in under a new id (and a CSRF token bound to it), as with
         // Django's `update_session_auth_hash`.

@@ -1,5 +1,6 @@
 //! simplejwt's endpoints (DESIGN §3.1): obtain, refresh, verify, blacklist; with the optional
-//! refresh-token cookie (§3.4).
+//! refresh-token cookie (§3.4). The answers are `sekisho-proto`'s types, the ones the Rust
+//! client reads, so the two cannot drift apart.
 
 use super::parts_and_input;
 use crate::body::{Input, Trim};
@@ -11,6 +12,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use sekisho_proto::{ObtainResponse, RefreshResponse};
 use serde_json::{Value, json};
 
 /// The refresh token of a request: the JSON/form field, or — in cookie mode, when the body has
@@ -44,25 +46,39 @@ pub async fn obtain(State(s): State<AppState>, req: Request) -> Result<Response,
     if s.http.refresh_cookie.is_some() {
         let mut jar = Jar::new(&s.http, meta.secure);
         jar.set_refresh(&pair.refresh, pair.refresh_max_age);
-        return Ok((jar.into_headers(), Json(json!({ "access": pair.access }))).into_response());
+        let body = ObtainResponse {
+            refresh: None,
+            access: pair.access,
+        };
+        return Ok((jar.into_headers(), Json(body)).into_response());
     }
-    Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })).into_response())
+    Ok(Json(ObtainResponse {
+        refresh: Some(pair.refresh),
+        access: pair.access,
+    })
+    .into_response())
 }
 
 pub async fn refresh(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, input) = parts_and_input(&s, req).await?;
     let token = presented_refresh(&mut parts, &s, &input).await?;
     let r = s.auth.refresh(&token).await?;
+    let access_only = |access| RefreshResponse {
+        access,
+        refresh: None,
+    };
     Ok(match (r.refresh, r.refresh_max_age) {
         (Some(refresh), Some(max_age)) if s.http.refresh_cookie.is_some() => {
             let mut jar = Jar::new(&s.http, request::meta(&mut parts, &s.http).secure);
             jar.set_refresh(&refresh, max_age);
-            (jar.into_headers(), Json(json!({ "access": r.access }))).into_response()
+            (jar.into_headers(), Json(access_only(r.access))).into_response()
         }
-        (Some(refresh), _) => {
-            Json(json!({ "access": r.access, "refresh": refresh })).into_response()
-        }
-        (None, _) => Json(json!({ "access": r.access })).into_response(),
+        (Some(refresh), _) => Json(RefreshResponse {
+            access: r.access,
+            refresh: Some(refresh),
+        })
+        .into_response(),
+        (None, _) => Json(access_only(r.access)).into_response(),
     })
 }
 
