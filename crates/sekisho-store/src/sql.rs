@@ -1454,6 +1454,33 @@ macro_rules! impl_sql_stores {
             })
         }
 
+        impl $store {
+            /// A user's recovery codes replaced by `hashes`, inside the caller's transaction
+            /// (at confirmation, and when new codes are asked for).
+            async fn put_recovery_codes(
+                tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+                user: UserId,
+                hashes: &[String],
+                now: Timestamp,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut **tx)
+                    .await?;
+                for h in hashes {
+                    sqlx::query(
+                        "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at_ms) VALUES ($1, $2, $3)",
+                    )
+                    .bind(user)
+                    .bind(h)
+                    .bind(now.millis())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+
         #[async_trait]
         impl MfaStore for $store {
             async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>> {
@@ -1505,20 +1532,7 @@ macro_rules! impl_sql_stores {
                     if confirmed != 1 {
                         return Ok(false);
                     }
-                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
-                        .bind(user)
-                        .execute(&mut *tx)
-                        .await?;
-                    for h in recovery_hashes {
-                        sqlx::query(
-                            "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at_ms) VALUES ($1, $2, $3)",
-                        )
-                        .bind(user)
-                        .bind(h)
-                        .bind(now.millis())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    Self::put_recovery_codes(&mut tx, user, recovery_hashes, now).await?;
                     tx.commit().await?;
                     Ok(true)
                 };
@@ -1561,20 +1575,7 @@ macro_rules! impl_sql_stores {
             async fn replace_recovery_codes(&self, user: UserId, hashes: &[String], now: Timestamp) -> StoreResult<()> {
                 let work = async {
                     let mut tx = self.writer.begin().await?;
-                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
-                        .bind(user)
-                        .execute(&mut *tx)
-                        .await?;
-                    for h in hashes {
-                        sqlx::query(
-                            "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at_ms) VALUES ($1, $2, $3)",
-                        )
-                        .bind(user)
-                        .bind(h)
-                        .bind(now.millis())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    Self::put_recovery_codes(&mut tx, user, hashes, now).await?;
                     tx.commit().await?;
                     Ok(())
                 };
