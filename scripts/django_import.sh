@@ -31,19 +31,8 @@ die() { echo "django_import.sh: $*" >&2; exit 1; }
 started=$SECONDS
 
 step "Django venv ($VENV)"
-command -v "$PYTHON" >/dev/null || die "no $PYTHON on PATH"
-stamp="$(cat "$REQUIREMENTS" <("$PYTHON" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.sekisho-stamp" 2>/dev/null)" = "$stamp" ]; then
-  echo "reusing it (pins unchanged)"
-else
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "$PYTHON is older than 3.10 (Django 5 needs 3.10+)"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON (Debian: apt-get install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-  "$VENV/bin/pip" check --disable-pip-version-check
-  echo "$stamp" >"$VENV/.sekisho-stamp"
-fi
+. scripts/venv.sh
+pinned_venv "$VENV" "$REQUIREMENTS" "Django 5"
 "$VENV/bin/python" -c 'import importlib.metadata as md; print(", ".join(f"{p} {md.version(p)}" for p in ("Django", "djangorestframework-simplejwt", "django-guardian")))'
 
 if [ -z "${SEKISHO_BIN:-}" ]; then

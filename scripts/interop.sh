@@ -46,19 +46,8 @@ started=$SECONDS
 
 # --- the venv ------------------------------------------------------------------------------
 step "interop venv ($VENV)"
-command -v "$PYTHON" >/dev/null || die "no $PYTHON on PATH"
-stamp="$(cat "$REQUIREMENTS" <("$PYTHON" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.sekisho-stamp" 2>/dev/null)" = "$stamp" ]; then
-  echo "reusing it (pins unchanged)"
-else
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "$PYTHON is older than 3.10 (Django 5 needs 3.10+)"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON (Debian: apt-get install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-  "$VENV/bin/pip" check --disable-pip-version-check
-  echo "$stamp" >"$VENV/.sekisho-stamp"
-fi
+. scripts/venv.sh
+pinned_venv "$VENV" "$REQUIREMENTS" "Django 5"
 "$VENV/bin/python" - <<'EOF'
 import importlib.metadata as md
 import jwt.algorithms

@@ -63,18 +63,8 @@ die() { echo "schemathesis.sh: $*" >&2; exit 1; }
 
 # --- the venv ------------------------------------------------------------------------------
 step "schemathesis venv ($VENV)"
-stamp="$(cat "$REQUIREMENTS" <("$PYTHON" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
-if [ -x "$VENV/bin/st" ] && [ "$(cat "$VENV/.sekisho-stamp" 2>/dev/null)" = "$stamp" ]; then
-  echo "reusing it (pins unchanged)"
-else
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "$PYTHON is older than 3.10 (schemathesis needs 3.10+)"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-  "$VENV/bin/pip" check --disable-pip-version-check
-  echo "$stamp" >"$VENV/.sekisho-stamp"
-fi
+. scripts/venv.sh
+pinned_venv "$VENV" "$REQUIREMENTS" schemathesis bin/st
 "$VENV/bin/st" --version
 
 # --- the binary ----------------------------------------------------------------------------
