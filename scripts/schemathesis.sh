@@ -25,7 +25,10 @@
 # Environment:
 #   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 25)
 #   SCHEMATHESIS_SEED          the seed (default 20240601): the same seed generates the same cases
-#   SCHEMATHESIS_WORKERS       concurrent workers per run (default 2)
+#   SCHEMATHESIS_WORKERS       concurrent workers per run (default 1: schemathesis runs workers
+#                              as threads, and CPython before 3.11.8/3.12.1 can fail a threaded
+#                              ast.parse with "AST constructor recursion depth mismatch",
+#                              gh-106905, which hypothesis calls while generating cases)
 #   SCHEMATHESIS_BACKENDS      "sqlite postgres" (default), or one of them
 #   SCHEMATHESIS_REPORT_DIR    keep every run's JSON report (and the server logs) here
 #   SEKISHO_VENV_DIR           the venv (default ~/.cache/sekisho-venv-schemathesis), rebuilt
@@ -40,7 +43,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
 SEED="${SCHEMATHESIS_SEED:-20240601}"
-WORKERS="${SCHEMATHESIS_WORKERS:-2}"
+WORKERS="${SCHEMATHESIS_WORKERS:-1}"
 BACKENDS="${SCHEMATHESIS_BACKENDS:-sqlite postgres}"
 REPORT_KEEP="${SCHEMATHESIS_REPORT_DIR:-}"
 VENV="${SEKISHO_VENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sekisho-venv-schemathesis}"
