@@ -6,33 +6,6 @@ use common::*;
 use serde_json::json;
 use std::process::Output;
 
-/// Asserts a failed command: non-zero exit, nothing useful on stdout, exactly one line on
-/// stderr starting `sekisho: `; returns that line.
-#[track_caller]
-fn assert_one_line_failure(out: &Output) -> String {
-    let (stdout, stderr) = (stdout_of(out), stderr_of(out));
-    assert!(
-        !out.status.success(),
-        "expected failure; stdout: {stdout:?} stderr: {stderr:?}"
-    );
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "stderr must be one line: {stderr:?}");
-    assert!(lines[0].starts_with("sekisho: "), "{:?}", lines[0]);
-    assert!(stderr.ends_with('\n'));
-    lines[0].to_string()
-}
-
-#[track_caller]
-fn assert_success(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}; stderr: {}",
-        out.status.code(),
-        stderr_of(out)
-    );
-    stdout_of(out)
-}
-
 #[track_caller]
 fn assert_no_secret(out: &Output, secret: &str) {
     assert!(

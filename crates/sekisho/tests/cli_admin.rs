@@ -4,33 +4,7 @@ mod common;
 use common::*;
 
 use serde_json::json;
-use std::process::Output;
 use std::time::Duration;
-
-#[track_caller]
-fn assert_success(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}; stderr: {}",
-        out.status.code(),
-        stderr_of(out)
-    );
-    stdout_of(out)
-}
-
-/// A failed command: non-zero exit, exactly one line on stderr starting `sekisho: `.
-#[track_caller]
-fn assert_one_line_failure(out: &Output) -> String {
-    let (stdout, stderr) = (stdout_of(out), stderr_of(out));
-    assert!(
-        !out.status.success(),
-        "expected failure; stdout: {stdout:?} stderr: {stderr:?}"
-    );
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "stderr must be one line: {stderr:?}");
-    assert!(lines[0].starts_with("sekisho: "), "{:?}", lines[0]);
-    lines[0].to_string()
-}
 
 /// The whitespace-separated cells of the row whose `col`-th cell is `key`.
 fn row(stdout: &str, col: usize, key: &str) -> Vec<String> {

@@ -526,6 +526,35 @@ pub fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts a command succeeded; returns its stdout.
+#[track_caller]
+pub fn assert_success(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}; stdout: {}; stderr: {}",
+        out.status.code(),
+        stdout_of(out),
+        stderr_of(out)
+    );
+    stdout_of(out)
+}
+
+/// Asserts a failed command: non-zero exit, exactly one line on stderr starting `sekisho: `;
+/// returns that line.
+#[track_caller]
+pub fn assert_one_line_failure(out: &Output) -> String {
+    let (stdout, stderr) = (stdout_of(out), stderr_of(out));
+    assert!(
+        !out.status.success(),
+        "expected failure; stdout: {stdout:?} stderr: {stderr:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "stderr must be one line: {stderr:?}");
+    assert!(lines[0].starts_with("sekisho: "), "{:?}", lines[0]);
+    assert!(stderr.ends_with('\n'));
+    lines[0].to_string()
+}
+
 /// simplejwt's body for a refused token on a token endpoint.
 pub fn token_error(message: &str) -> Value {
     serde_json::json!({"detail": message, "code": "token_not_valid"})
