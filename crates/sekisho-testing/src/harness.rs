@@ -415,14 +415,19 @@ impl Browser<'_> {
 
     /// Fetches a CSRF token, then logs in by session; panics unless the login succeeds.
     pub async fn login(&mut self, user: &str, password: &str) -> Reply {
-        self.get("/api/auth/csrf/").await;
-        let r = self
-            .post(
-                "/api/auth/login/",
-                &serde_json::json!({"username": user, "password": password}),
-            )
-            .await;
+        let r = self.attempt_login(user, password).await;
         assert_eq!(r.status, 200, "session login of {user}: {}", r.body);
         r
+    }
+
+    /// The SPA's session login (a CSRF cookie first, then the login with its header), whatever
+    /// it answers: e.g. a second factor required.
+    pub async fn attempt_login(&mut self, user: &str, password: &str) -> Reply {
+        self.get("/api/auth/csrf/").await;
+        self.post(
+            "/api/auth/login/",
+            &serde_json::json!({"username": user, "password": password}),
+        )
+        .await
     }
 }

@@ -307,13 +307,7 @@ async fn the_session_completion_is_csrf_protected() {
     h.user("alice").await;
     let (secret, _) = enrol(&h, "alice").await;
     let mut b = h.browser();
-    b.get("/api/auth/csrf/").await;
-    let r = b
-        .post(
-            "/api/auth/login/",
-            &json!({"username": "alice", "password": PASSWORD}),
-        )
-        .await;
+    let r = b.attempt_login("alice", PASSWORD).await;
     let challenge = assert_mfa_required(&r);
     // Without the CSRF cookie and header (a cross-site form post).
     let r = h
@@ -688,13 +682,7 @@ async fn the_forward_auth_policy_can_require_a_recent_second_factor() {
 
     // The same rule with a session.
     let mut b = h.browser();
-    b.get("/api/auth/csrf/").await;
-    let r = b
-        .post(
-            "/api/auth/login/",
-            &json!({"username": "alice", "password": PASSWORD}),
-        )
-        .await;
+    let r = b.attempt_login("alice", PASSWORD).await;
     let c = assert_mfa_required(&r);
     h.advance(STEP);
     let r = b
