@@ -31,6 +31,8 @@ const MAX_INSPECTED_BODY: u64 = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
     pub token: String,
+    /// The token login's second step.
+    pub token_mfa: String,
     pub refresh: String,
     pub blacklist: String,
     pub me: String,
@@ -40,10 +42,29 @@ impl Default for Paths {
     fn default() -> Paths {
         Paths {
             token: proto::paths::TOKEN.into(),
+            token_mfa: proto::paths::TOKEN_MFA.into(),
             refresh: proto::paths::REFRESH.into(),
             blacklist: proto::paths::BLACKLIST.into(),
             me: proto::paths::ME.into(),
         }
+    }
+}
+
+/// A code for the second step of a login ([`Client::complete_login`]).
+#[derive(Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// The six digits an authenticator app shows now.
+    Totp(&'a str),
+    /// One of the account's single-use recovery codes.
+    RecoveryCode(&'a str),
+}
+
+impl fmt::Debug for SecondFactor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SecondFactor::Totp(_) => "Totp(…)",
+            SecondFactor::RecoveryCode(_) => "RecoveryCode(…)",
+        })
     }
 }
 
@@ -556,8 +577,64 @@ impl Client {
             .await?;
         let received = inner.now_ms();
         if status == StatusCode::UNAUTHORIZED {
+            let code = body.get("code").and_then(|c| c.as_str());
+            let required = code == Some(proto::CODE_MFA_REQUIRED);
+            if required || code == Some(proto::CODE_MFA_ENROLMENT_REQUIRED) {
+                let challenge: proto::MfaChallenge = serde_json::from_value(body)
+                    .map_err(|e| Error::Protocol(format!("second-factor challenge: {e}")))?;
+                let challenge = Arc::new(challenge);
+                return Err(if required {
+                    Error::MfaRequired(challenge)
+                } else {
+                    Error::MfaEnrolmentRequired(challenge)
+                });
+            }
             return Err(Error::InvalidCredentials { body });
         }
+        self.store_obtained(status, body, sent, received).await
+    }
+
+    /// The second step of a login that answered [`Error::MfaRequired`] (or, once the account
+    /// enrolled, [`Error::MfaEnrolmentRequired`]): the challenge and a code, with
+    /// `POST /api/token/mfa/`; stores the pair exactly as [`login`](Client::login) would have.
+    /// A wrong or used code, or a spent challenge, is [`Error::SecondFactorRefused`].
+    pub async fn complete_login(
+        &self,
+        challenge: &proto::MfaChallenge,
+        factor: SecondFactor<'_>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let _ = inner.ensure_loaded().await;
+        let (code, recovery_code) = match factor {
+            SecondFactor::Totp(c) => (Some(c.to_string()), None),
+            SecondFactor::RecoveryCode(c) => (None, Some(c.to_string())),
+        };
+        let sent = inner.now_ms();
+        let (status, body) = inner
+            .call(
+                &inner.paths.token_mfa,
+                &proto::MfaCompleteRequest {
+                    challenge: challenge.challenge.clone(),
+                    code,
+                    recovery_code,
+                },
+            )
+            .await?;
+        let received = inner.now_ms();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Error::SecondFactorRefused { body });
+        }
+        self.store_obtained(status, body, sent, received).await
+    }
+
+    /// Stores the pair of a successful obtain (either login step).
+    async fn store_obtained(
+        &self,
+        status: StatusCode,
+        body: Value,
+        sent: i64,
+        received: i64,
+    ) -> Result<()> {
         if !status.is_success() {
             return Err(Error::Api {
                 status: status.as_u16(),

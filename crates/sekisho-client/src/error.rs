@@ -14,6 +14,12 @@ use std::time::Duration;
 ///   again.
 /// - [`Error::NotLoggedIn`]: there are no tokens. Log in.
 /// - [`Error::InvalidCredentials`]: `login` with a wrong username or password.
+/// - [`Error::MfaRequired`]: the password was right and the account has a second factor:
+///   nothing was issued yet; finish with [`complete_login`](crate::Client::complete_login).
+///   [`Error::MfaEnrolmentRequired`]: the account must enrol one first (in a browser or app
+///   that shows the QR code), then finish the same way.
+/// - [`Error::SecondFactorRefused`]: `complete_login` with a wrong or used code, or a challenge
+///   that expired or was used: log in again for a new challenge.
 /// - [`Error::Http`], [`Error::Timeout`]: the server could not be reached or did not answer in
 ///   time. Tokens are kept; trying again later may work.
 /// - [`Error::Api`]: any other non-2xx answer (a 429 with `Retry-After`, a 5xx, or a non-2xx
@@ -35,6 +41,18 @@ pub enum Error {
     /// `POST /api/token/` answered 401: no active account with these credentials.
     #[error("no active account found with the given credentials")]
     InvalidCredentials { body: Value },
+    /// `POST /api/token/` answered 401 `mfa_required`: the password was right, a second factor
+    /// is owed. Nothing was issued or stored.
+    #[error("a second factor is required to finish the login")]
+    MfaRequired(Arc<sekisho_proto::MfaChallenge>),
+    /// `POST /api/token/` answered 401 `mfa_enrolment_required`: the account must enrol a second
+    /// factor before it can log in.
+    #[error("the account must enrol a second factor before it can log in")]
+    MfaEnrolmentRequired(Arc<sekisho_proto::MfaChallenge>),
+    /// `POST /api/token/mfa/` answered 401: a wrong or used code, or a challenge that is
+    /// invalid, expired or used.
+    #[error("the second factor was refused ({})", describe(401, body))]
+    SecondFactorRefused { body: Value },
     /// A non-2xx answer that is neither of the above.
     #[error("the server answered {}", describe(*status, body))]
     Api { status: u16, body: Value },
@@ -61,7 +79,10 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::SessionEnded { status, .. } | Error::Api { status, .. } => Some(*status),
-            Error::InvalidCredentials { .. } => Some(401),
+            Error::InvalidCredentials { .. }
+            | Error::MfaRequired(_)
+            | Error::MfaEnrolmentRequired(_)
+            | Error::SecondFactorRefused { .. } => Some(401),
             Error::Http(e) => e.status().map(|s| s.as_u16()),
             _ => None,
         }
@@ -72,7 +93,8 @@ impl Error {
         match self {
             Error::SessionEnded { body, .. }
             | Error::Api { body, .. }
-            | Error::InvalidCredentials { body } => Some(body),
+            | Error::InvalidCredentials { body }
+            | Error::SecondFactorRefused { body } => Some(body),
             _ => None,
         }
     }
@@ -82,9 +104,12 @@ impl Error {
         self.body()?.get("detail")?.as_str()
     }
 
-    /// The `code` of a simplejwt error body (`token_not_valid`, …), if any.
+    /// The `code` of a simplejwt error body (`token_not_valid`, …; `mfa_required`, …), if any.
     pub fn code(&self) -> Option<&str> {
-        self.body()?.get("code")?.as_str()
+        match self {
+            Error::MfaRequired(c) | Error::MfaEnrolmentRequired(c) => Some(&c.code),
+            _ => self.body()?.get("code")?.as_str(),
+        }
     }
 
     /// Whether the login is gone ([`Error::SessionEnded`] or [`Error::NotLoggedIn`]): the user

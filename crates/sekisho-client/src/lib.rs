@@ -36,7 +36,7 @@ mod middleware;
 mod store;
 
 pub use client::{
-    Client, ClientBuilder, DEFAULT_TIMEOUT, MAX_DEFAULT_MARGIN, Paths, RequestBuilder,
+    Client, ClientBuilder, DEFAULT_TIMEOUT, MAX_DEFAULT_MARGIN, Paths, RequestBuilder, SecondFactor,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;

@@ -8,8 +8,8 @@ mod real;
 #[path = "../examples/login.rs"]
 mod example;
 
-use real::{PASSWORD, Server, claims, expired_copy, http};
-use sekisho_client::{Client, Error, FileStore, MemoryStore, TokenStore, Tokens};
+use real::{PASSWORD, Server, base32_decode, claims, expired_copy, http, totp_code, totp_step_now};
+use sekisho_client::{Client, Error, FileStore, MemoryStore, SecondFactor, TokenStore, Tokens};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -244,4 +244,95 @@ async fn the_readme_example_runs_against_the_server() {
         .unwrap();
     assert_eq!(last, vec!["logged out".to_string()]);
     assert!(!file.exists());
+}
+
+#[tokio::test]
+async fn a_login_with_a_second_factor_is_finished_with_a_code() {
+    let s = Server::start(&[]);
+    s.create_user("alice");
+    let (access, _) = s.token_pair("alice").await;
+    let (status, body) = s
+        .post_bearer("/api/auth/mfa/totp/", &access, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = base32_decode(body["secret"].as_str().unwrap());
+    let confirmed_at = totp_step_now();
+    let (status, body) = s
+        .post_bearer(
+            "/api/auth/mfa/totp/confirm/",
+            &access,
+            json!({"code": totp_code(&secret, confirmed_at)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let recovery: Vec<String> = serde_json::from_value(body["recovery_codes"].clone()).unwrap();
+
+    let store = Arc::new(MemoryStore::new());
+    let client = Client::builder(&s.base)
+        .http_client(http())
+        .storage_arc(store.clone())
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let challenge = match client.login("alice", PASSWORD).await {
+        Err(Error::MfaRequired(c)) => c,
+        other => panic!("expected a second-factor challenge, got {other:?}"),
+    };
+    assert_eq!(challenge.methods, ["totp", "recovery"]);
+    assert!(
+        !client.is_logged_in().await.unwrap(),
+        "nothing before the factor"
+    );
+    assert!(store.load().await.unwrap().is_none());
+    assert!(!format!("{challenge:?}").contains(&challenge.challenge));
+
+    // A wrong code is refused and leaves the challenge usable.
+    let right = totp_code(&secret, confirmed_at + 1);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let e = client
+        .complete_login(&challenge, SecondFactor::Totp(&wrong))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::SecondFactorRefused { .. }), "{e:?}");
+    assert_eq!(e.code(), Some("mfa_code_invalid"));
+    // The next step's code: the confirmation used this one, and one step of skew is accepted.
+    let next = totp_code(&secret, totp_step_now().max(confirmed_at) + 1);
+    client
+        .complete_login(&challenge, SecondFactor::Totp(&next))
+        .await
+        .unwrap();
+    assert_eq!(client.me().await.unwrap().username, "alice");
+    let tokens = store.load().await.unwrap().expect("stored tokens");
+    assert_eq!(
+        claims(tokens.access.as_deref().unwrap())["amr"],
+        json!(["pwd", "otp"])
+    );
+    // A challenge logs in once.
+    let e = client
+        .complete_login(&challenge, SecondFactor::RecoveryCode(&recovery[0]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::SecondFactorRefused { .. }), "{e:?}");
+
+    // A recovery code finishes another login, once.
+    let other = Client::builder(&s.base)
+        .http_client(http())
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    for attempt in 0..2 {
+        let Err(Error::MfaRequired(c)) = other.login("alice", PASSWORD).await else {
+            panic!("expected a challenge");
+        };
+        let r = other
+            .complete_login(&c, SecondFactor::RecoveryCode(&recovery[0]))
+            .await;
+        match attempt {
+            0 => r.unwrap(),
+            _ => assert!(matches!(r, Err(Error::SecondFactorRefused { .. })), "{r:?}"),
+        }
+    }
+    // A wrong password stays what it was.
+    let e = other.login("alice", "wrong").await.unwrap_err();
+    assert!(matches!(e, Error::InvalidCredentials { .. }), "{e:?}");
 }

@@ -12,8 +12,12 @@ use std::fmt;
 
 /// The default paths of the token endpoints and of the caller's own account.
 pub mod paths {
-    /// `POST {username, password}` → [`ObtainResponse`](crate::ObtainResponse).
+    /// `POST {username, password}` → [`ObtainResponse`](crate::ObtainResponse), or 401
+    /// [`MfaChallenge`](crate::MfaChallenge) for an account with a second factor.
     pub const TOKEN: &str = "/api/token/";
+    /// `POST` [`MfaCompleteRequest`](crate::MfaCompleteRequest) →
+    /// [`ObtainResponse`](crate::ObtainResponse): the token login's second step.
+    pub const TOKEN_MFA: &str = "/api/token/mfa/";
     /// `POST {refresh}` → [`RefreshResponse`](crate::RefreshResponse).
     pub const REFRESH: &str = "/api/token/refresh/";
     /// `POST {token}` → `{}`.
@@ -26,6 +30,11 @@ pub mod paths {
 
 /// The `code` of every refused token (a token endpoint's 401, or a bearer call's 401).
 pub const CODE_TOKEN_NOT_VALID: &str = "token_not_valid";
+/// The `code` of a login's 401 when the account's second factor is owed ([`MfaChallenge`]).
+pub const CODE_MFA_REQUIRED: &str = "mfa_required";
+/// The `code` of a login's 401 when the account must enrol a second factor first
+/// (`mfa.required_for_staff`; [`MfaChallenge`]).
+pub const CODE_MFA_ENROLMENT_REQUIRED: &str = "mfa_enrolment_required";
 
 /// Stands in for a secret in `Debug` output: `"…"` when present, `None` when absent.
 struct Redacted(bool);
@@ -67,6 +76,51 @@ impl fmt::Debug for ObtainResponse {
         f.debug_struct("ObtainResponse")
             .field("refresh", &Redacted(self.refresh.is_some()))
             .field("access", &Redacted(true))
+            .finish()
+    }
+}
+
+/// A login's 401 when a second factor is owed (`code` [`CODE_MFA_REQUIRED`]) or must be
+/// enrolled first ([`CODE_MFA_ENROLMENT_REQUIRED`]): nothing was issued; present `challenge`
+/// with a code to [`paths::TOKEN_MFA`] within `expires_in` seconds, once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaChallenge {
+    pub detail: String,
+    pub code: String,
+    pub challenge: String,
+    /// What the completion takes: `"totp"`, `"recovery"`.
+    pub methods: Vec<String>,
+    pub expires_in: u64,
+}
+
+impl fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaChallenge")
+            .field("code", &self.code)
+            .field("challenge", &Redacted(true))
+            .field("methods", &self.methods)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/token/mfa/`: the challenge and exactly one of `code` (six digits) and
+/// `recovery_code`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaCompleteRequest {
+    pub challenge: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
+impl fmt::Debug for MfaCompleteRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaCompleteRequest")
+            .field("challenge", &Redacted(true))
+            .field("code", &Redacted(self.code.is_some()))
+            .field("recovery_code", &Redacted(self.recovery_code.is_some()))
             .finish()
     }
 }
@@ -218,6 +272,33 @@ pub struct Claims {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_second_factor_bodies_have_the_contract_field_names_and_hide_secrets() {
+        let c: MfaChallenge = serde_json::from_value(json!({
+            "detail": "Second factor required.", "code": "mfa_required", "mfa_required": true,
+            "challenge": "0123456789abcdef0123456789abcdef", "methods": ["totp", "recovery"],
+            "expires_in": 300
+        }))
+        .unwrap();
+        assert_eq!(c.code, CODE_MFA_REQUIRED);
+        assert_eq!(c.methods, ["totp", "recovery"]);
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let req = MfaCompleteRequest {
+            challenge: "c0ffee".into(),
+            code: None,
+            recovery_code: Some("aaaaa-bbbbb-ccccc-ddddd".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"challenge": "c0ffee", "recovery_code": "aaaaa-bbbbb-ccccc-ddddd"})
+        );
+        let shown = format!("{req:?}");
+        assert!(
+            !shown.contains("c0ffee") && !shown.contains("aaaaa"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn bodies_have_the_contract_field_names() {

@@ -157,6 +157,19 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs JSON with a bearer token, out of band.
+    pub async fn post_bearer(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let res = http()
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// `POST /api/token/` out of band: (access, refresh).
     pub async fn token_pair(&self, user: &str) -> (String, String) {
         let (status, body) = self
@@ -256,4 +269,46 @@ pub fn expired_copy(real: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SIGNING_KEY.as_bytes()).unwrap();
     mac.update(input.as_bytes());
     format!("{input}.{}", b64(mac.finalize().into_bytes()))
+}
+
+/// RFC 6238 (SHA-1, six digits, 30 s): the code of a time step, as an authenticator app
+/// computes it. The test's own few lines, so that the server's are checked, not reused.
+pub fn totp_code(secret: &[u8], step: u64) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&step.to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = (h[19] & 0x0f) as usize;
+    let n = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
+    format!("{:06}", n % 1_000_000)
+}
+
+/// The time step of the system clock now (the real server's clock).
+pub fn totp_step_now() -> u64 {
+    SystemClock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
+/// RFC 4648 base32 without padding, as the enrolment answers the secret.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    let (mut bits, mut acc, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {s}"),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
