@@ -24,6 +24,7 @@ pub const PATHS: &[&str] = &[
     "/api/auth/mfa/totp/confirm/",
     "/api/auth/mfa/totp/disable/",
     "/api/auth/mfa/recovery-codes/",
+    "/api/auth/mfa/step-up/",
     "/api/auth/check/",
     "/api/authz/check/",
     "/api/authz/list/",

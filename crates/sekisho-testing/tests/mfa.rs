@@ -774,3 +774,242 @@ async fn users_without_a_factor_log_in_as_before() {
     assert_eq!(h.get_bearer("/api/auth/me/", &access).await.status, 200);
     assert_eq!(h.refresh(&refresh).await.status, 200);
 }
+
+/// `GET /api/auth/check/` for `/admin/…` (the step-up rule of [`STEP_UP_POLICY`]) with `auth`
+/// as the one credential header.
+async fn admin_check(h: &Harness, auth: (&str, &str)) -> Reply {
+    h.send(
+        Method::GET,
+        "/api/auth/check/",
+        &[auth, ("x-original-uri", "/admin/users")],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_step_up_makes_a_live_login_count_as_a_second_factor() {
+    let h = Harness::start_toml(
+        STEP_UP_POLICY,
+        &[
+            ("SEKISHO_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+            // Access tokens outlive the rule's 15 minutes here, so age is what is judged.
+            ("SEKISHO_JWT__ACCESS_TOKEN_LIFETIME", "2h"),
+        ],
+    )
+    .await;
+    h.user("alice").await;
+    h.user("bob").await;
+    let (secret, mut recovery) = enrol(&h, "alice").await;
+
+    // Bearer: a second-factor login, too long ago for the rule.
+    let c = token_challenge(&h, "alice").await;
+    let r = h
+        .post_json(
+            "/api/token/mfa/",
+            json!({"challenge": c, "code": code(&h, &secret, 0)}),
+        )
+        .await;
+    let (access, refresh) = (r.str("access"), r.str("refresh"));
+    h.advance(Duration::from_secs(16 * 60));
+    let auth = format!("Bearer {access}");
+    assert_eq!(admin_check(&h, ("authorization", &auth)).await.status, 403);
+
+    // A used code, a wrong code and bad input step nothing up.
+    let r = bearer_post(&h, "/api/auth/mfa/step-up/", &access, json!({})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body, json!({"code": ["This field is required."]}));
+    let now = code(&h, &secret, 0);
+    let wrong = format!("{:06}", (now.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/step-up/",
+        &access,
+        json!({"code": wrong}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"code": ["The code is incorrect or has already been used."]})
+    );
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/step-up/",
+        &access,
+        json!({"code": "12\u{0}456"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    let r = bearer_post(&h, "/api/auth/mfa/step-up/", &access, json!({"code": now})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("refresh").is_none(), "{}", r.body);
+    let stepped = r.str("access");
+    let (old, new) = (claims(&access), claims(&stepped));
+    assert_eq!(new["amr"], json!(["pwd", "otp"]));
+    assert_eq!(new["auth_time"], json!(h.clock.now().secs()));
+    assert_eq!(new["user_id"], old["user_id"]);
+    assert_eq!(new["fid"], old["fid"], "the same login, not a new one");
+    let auth = format!("Bearer {stepped}");
+    assert_eq!(admin_check(&h, ("authorization", &auth)).await.status, 200);
+    // The same code again is a replay.
+    let r = bearer_post(&h, "/api/auth/mfa/step-up/", &stepped, json!({"code": now})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // The family's refresh still works and keeps the login's own method.
+    let fresh = h.refresh(&refresh).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    let auth = format!("Bearer {}", fresh.str("access"));
+    assert_eq!(admin_check(&h, ("authorization", &auth)).await.status, 403);
+
+    // Session: a password-and-code login, too old; a recovery code steps it up.
+    let mut b = h.browser();
+    let c = assert_mfa_required(&b.attempt_login("alice", PASSWORD).await);
+    h.advance(STEP);
+    let r = b
+        .post(
+            "/api/auth/login/mfa/",
+            &json!({"challenge": c, "code": code(&h, &secret, 0)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.advance(Duration::from_secs(16 * 60));
+    let old_cookie = format!("sessionid={}", b.session().unwrap());
+    assert_eq!(admin_check(&h, ("cookie", &old_cookie)).await.status, 403);
+    // CSRF-protected like every session write.
+    let r = h
+        .send(
+            Method::POST,
+            "/api/auth/mfa/step-up/",
+            &[
+                ("cookie", &old_cookie),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                json!({"recovery_code": recovery[0]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = b
+        .post(
+            "/api/auth/mfa/step-up/",
+            &json!({"recovery_code": recovery[0]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!({}));
+    recovery.remove(0);
+    let new_cookie = format!("sessionid={}", b.session().unwrap());
+    assert_ne!(new_cookie, old_cookie, "a step-up is a new session id");
+    assert_eq!(admin_check(&h, ("cookie", &new_cookie)).await.status, 200);
+    assert_eq!(admin_check(&h, ("cookie", &old_cookie)).await.status, 401);
+    assert_eq!(b.get("/api/auth/me/").await.str("username"), "alice");
+    h.advance(Duration::from_secs(16 * 60));
+    assert_eq!(admin_check(&h, ("cookie", &new_cookie)).await.status, 403);
+
+    // Without a factor there is nothing to step up with; without a login, nothing to step up.
+    let (bob, _) = h.token_pair("bob", PASSWORD).await;
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/step-up/",
+        &bob,
+        json!({"code": "123456"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["code"], "mfa_not_enrolled");
+    let r = h
+        .post_json("/api/auth/mfa/step-up/", json!({"code": "123456"}))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[tokio::test]
+async fn adding_or_removing_a_factor_ends_every_other_login() {
+    let h = Harness::start(&[]).await;
+    h.user("alice").await;
+    // Logins from before the factor: a session and a token pair elsewhere.
+    let mut elsewhere = h.browser();
+    elsewhere.login("alice", PASSWORD).await;
+    let (_, other_refresh) = h.token_pair("alice", PASSWORD).await;
+
+    // Enrolment from a session: that session continues under a new id.
+    let mut b = h.browser();
+    b.login("alice", PASSWORD).await;
+    let before = b.session().unwrap();
+    let r = b.post("/api/auth/mfa/totp/", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = totp::from_base32(&r.str("secret")).unwrap();
+    let r = b
+        .post(
+            "/api/auth/mfa/totp/confirm/",
+            &json!({"code": code(&h, &secret, 0)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["recovery_codes"].as_array().unwrap().len(), 10);
+    assert!(r.body.get("access").is_none(), "{}", r.body);
+    assert_ne!(b.session().unwrap(), before);
+    assert_eq!(b.get("/api/auth/me/").await.status, 200);
+    assert_eq!(elsewhere.get("/api/auth/me/").await.status, 401);
+    assert_eq!(h.refresh(&other_refresh).await.status, 401);
+    h.advance(STEP);
+
+    // Two token logins with the factor; one of them removes it and gets a new pair.
+    let mut pairs = Vec::new();
+    for _ in 0..2 {
+        let c = token_challenge(&h, "alice").await;
+        let r = h
+            .post_json(
+                "/api/token/mfa/",
+                json!({"challenge": c, "code": code(&h, &secret, 0)}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        pairs.push((r.str("access"), r.str("refresh")));
+        h.advance(STEP);
+    }
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/totp/disable/",
+        &pairs[0].0,
+        json!({"code": code(&h, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (access, refresh) = (r.str("access"), r.str("refresh"));
+    assert_eq!(claims(&access)["amr"], json!(["pwd", "otp"]));
+    for (_, old) in &pairs {
+        assert_eq!(h.refresh(old).await.status, 401, "an older family ended");
+    }
+    assert_eq!(b.get("/api/auth/me/").await.status, 401);
+    assert_eq!(h.refresh(&refresh).await.status, 200);
+    assert_eq!(h.get_bearer("/api/auth/me/", &access).await.status, 200);
+    // Recovery codes renewed are no factor change: nothing ends.
+    let r = bearer_post(&h, "/api/auth/mfa/totp/", &access, json!({})).await;
+    let secret = totp::from_base32(&r.str("secret")).unwrap();
+    h.advance(STEP);
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/totp/confirm/",
+        &access,
+        json!({"code": code(&h, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (access, refresh) = (r.str("access"), r.str("refresh"));
+    h.advance(STEP);
+    let r = bearer_post(
+        &h,
+        "/api/auth/mfa/recovery-codes/",
+        &access,
+        json!({"code": code(&h, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("access").is_none(), "{}", r.body);
+    assert_eq!(h.refresh(&refresh).await.status, 200);
+}

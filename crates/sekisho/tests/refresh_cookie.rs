@@ -125,3 +125,45 @@ async fn refresh_token_travels_only_in_a_strict_httponly_cookie() {
     assert_eq!(none.status, 400);
     assert_eq!(none.body, json!({"refresh": ["This field is required."]}));
 }
+
+#[tokio::test]
+async fn a_password_change_in_cookie_mode_renews_the_cookie_not_the_body() {
+    let s = Server::start(&[("SEKISHO_JWT__REFRESH_COOKIE", "true")]);
+    s.create_user("carol", PASSWORD);
+    let r = s
+        .post_json(
+            "/api/token/",
+            json!({"username": "carol", "password": PASSWORD}),
+        )
+        .await;
+    let (access, old) = (r.str("access"), r.cookie("refresh_token").unwrap());
+    let auth = format!("Bearer {access}");
+    let body = json!({"old_password": PASSWORD, "new_password": "a-new-Passw0rd-here"});
+    let r = s
+        .send(
+            Method::POST,
+            "/api/auth/password/",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.get("refresh").is_none(),
+        "the refresh token stays out of reach of scripts: {}",
+        r.body
+    );
+    assert!(r.body["access"].is_string());
+    let new = r.cookie("refresh_token").expect("a new refresh cookie");
+    let again = s
+        .post_json("/api/token/refresh/", json!({"refresh": old}))
+        .await;
+    assert_eq!(again.status, 401, "the old family ended: {}", again.body);
+    let fresh = s
+        .post_json("/api/token/refresh/", json!({"refresh": new}))
+        .await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+}

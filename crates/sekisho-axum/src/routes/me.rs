@@ -7,13 +7,12 @@ use crate::error::{ApiError, FieldErrors, FieldProblem};
 use crate::extract::identity::{AuthUser, Identity, MaybeUser};
 use crate::extract::{csrf, request};
 use crate::state::AppState;
-use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use sekisho_core::AuthError;
 use sekisho_core::account::{PasswordChangeError, ProfileUpdate, User};
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 /// The user in the shape a Django SPA expects (`id, username, email, first_name, last_name,
 /// is_staff, is_superuser, groups, permissions`), serialised straight to the response (no
@@ -153,25 +152,5 @@ pub async fn change_password(
         user_id = user.id,
         "password changed; other sessions and all refresh families revoked"
     );
-    match &user.identity {
-        // A bearer caller's refresh family was just revoked with the others: hand it a new one
-        // so the caller stays logged in.
-        Identity::Bearer { .. } => {
-            let pair = state.auth.issue_pair(&user.user).await?;
-            Ok(Json(sekisho_proto::ObtainResponse {
-                refresh: Some(pair.refresh),
-                access: pair.access,
-            })
-            .into_response())
-        }
-        // The session stays logged in under a new id (and a CSRF token bound to it), as with
-        // Django's `update_session_auth_hash`.
-        Identity::Session { session, .. } => {
-            let s = state.auth.cycle_session(session, &user.user).await?;
-            let mut jar = Jar::new(&state.http, meta.secure);
-            jar.set_session(&s.cookie, s.cookie_max_age);
-            jar.set_csrf(&s.csrf_token);
-            Ok((jar.into_headers(), Json(json!({}))).into_response())
-        }
-    }
+    super::continued::continue_login(&state, &user, None, meta.secure, Map::new()).await
 }

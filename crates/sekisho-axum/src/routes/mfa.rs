@@ -6,17 +6,18 @@ use super::parts_and_input;
 use crate::body::{Input, Trim};
 use crate::cookies::{self, Jar};
 use crate::error::{ApiError, FieldProblem};
-use crate::extract::identity::AuthUser;
+use crate::extract::identity::{AuthUser, Identity};
 use crate::extract::{csrf, request};
 use crate::routes::UserView;
+use crate::routes::continued::continue_login;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use sekisho_core::AuthError;
-use sekisho_core::mfa::{Factor, TotpEnrolment, recovery, totp};
+use sekisho_core::mfa::{Factor, LoginMethod, TotpEnrolment, recovery, totp};
 use sekisho_core::session::Device;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Which field a code came in, for field errors.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -126,10 +127,13 @@ pub async fn confirm_totp(
     let meta = request::meta(&mut parts, &state.http);
     let codes = state
         .auth
-        .confirm_totp(&user, &code, &meta.client_ip)
+        .confirm_totp(&user, &code, &meta.client_ip, user.identity.session())
         .await
         .map_err(wrong_code_is_a_field_error(FactorField::Code))?;
-    Ok(Json(json!({ "recovery_codes": codes })).into_response())
+    let mut body = Map::new();
+    body.insert("recovery_codes".into(), json!(codes));
+    let login = LoginMethod::second_factor(state.auth.now());
+    continue_login(&state, &user, Some(login), meta.secure, body).await
 }
 
 /// `POST /api/auth/mfa/totp/disable/` `{"code"}` or `{"recovery_code"}`.
@@ -143,10 +147,48 @@ pub async fn disable_totp(
     let meta = request::meta(&mut parts, &state.http);
     state
         .auth
-        .disable_totp(&user, factor(field, &value), &meta.client_ip)
+        .disable_totp(
+            &user,
+            factor(field, &value),
+            &meta.client_ip,
+            user.identity.session(),
+        )
         .await
         .map_err(wrong_code_is_a_field_error(field))?;
-    Ok(Json(json!({})).into_response())
+    let login = LoginMethod::second_factor(state.auth.now());
+    continue_login(&state, &user, Some(login), meta.secure, Map::new()).await
+}
+
+/// `POST /api/auth/mfa/step-up/` `{"code"}` or `{"recovery_code"}`: the caller's login counts
+/// as a second-factor login from now on (for `mfa_within` rules). A session continues under a
+/// new id (new cookies, `{}`); a bearer caller gets `{"access"}`, a new access token of the
+/// same family marked `amr = ["pwd", "otp"]` with `auth_time` now.
+pub async fn step_up(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (mut parts, input) = parts_and_input(&state, req).await?;
+    let user = AuthUser::from_request_parts(&mut parts, &state).await?;
+    let (field, value) = presented_factor(&input)?;
+    let meta = request::meta(&mut parts, &state.http);
+    let login = state
+        .auth
+        .step_up(&user, factor(field, &value), &meta.client_ip)
+        .await
+        .map_err(wrong_code_is_a_field_error(field))?;
+    match &user.identity {
+        Identity::Session { session, .. } => {
+            let s = state
+                .auth
+                .stepped_up_session(session, &user.user, login)
+                .await?;
+            let mut jar = Jar::new(&state.http, meta.secure);
+            jar.set_session(&s.cookie, s.cookie_max_age);
+            jar.set_csrf(&s.csrf_token);
+            Ok((jar.into_headers(), Json(json!({}))).into_response())
+        }
+        Identity::Bearer { claims, .. } => {
+            let access = state.auth.stepped_up_access(claims, login)?;
+            Ok(Json(json!({ "access": access })).into_response())
+        }
+    }
 }
 
 /// `POST /api/auth/mfa/recovery-codes/` `{"code"}` or `{"recovery_code"}`: a new set.

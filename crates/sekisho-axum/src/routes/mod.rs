@@ -5,6 +5,7 @@
 
 mod admin;
 mod authz;
+mod continued;
 mod forward;
 mod me;
 mod mfa;
@@ -46,6 +47,7 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
         "/api/auth/mfa/totp/confirm/" => post(mfa::confirm_totp),
         "/api/auth/mfa/totp/disable/" => post(mfa::disable_totp),
         "/api/auth/mfa/recovery-codes/" => post(mfa::regenerate_recovery_codes),
+        "/api/auth/mfa/step-up/" => post(mfa::step_up),
         "/api/auth/check/" => get(forward::check),
         "/api/authz/check/" => post(authz::check),
         "/api/authz/list/" => post(authz::list),

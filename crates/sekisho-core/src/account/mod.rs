@@ -38,6 +38,8 @@ pub enum EndReason {
     LogoutEverywhere,
     /// An administrator ended them.
     Admin,
+    /// A second factor was added or removed.
+    FactorChanged,
 }
 
 impl EndReason {
@@ -47,6 +49,7 @@ impl EndReason {
             EndReason::Deactivated => "deactivated",
             EndReason::LogoutEverywhere => "logout-all",
             EndReason::Admin => "admin",
+            EndReason::FactorChanged => "mfa",
         }
     }
 }
@@ -91,7 +94,8 @@ impl Auth {
 
     /// Ends every login of the user: all refresh families are revoked and all sessions deleted,
     /// except `keep` (the caller's own session, on a password change).
-    /// Used by password changes, deactivation, "log out everywhere" and administrators.
+    /// Used by password and second-factor changes, deactivation, "log out everywhere" and
+    /// administrators.
     pub async fn end_all_logins(
         &self,
         user: UserId,

@@ -125,16 +125,17 @@ impl Auth {
         }
         let uid = user.id.to_string();
         Ok(TokenPair {
-            access: self.sign_access(&uid, &family.id, now, Some(login))?,
+            access: self.sign_access(&uid, Some(&family.id), now, Some(login))?,
             refresh: self.sign_refresh(&uid, &family.id, &first, Some(login))?,
             refresh_max_age: max_age(first.exp, now),
         })
     }
 
-    fn sign_access(
+    /// An access token of `family` (`None`: a token minted elsewhere, which names none).
+    pub(crate) fn sign_access(
         &self,
         user_id: &str,
-        family: &str,
+        family: Option<&str>,
         now: Timestamp,
         login: Option<LoginMethod>,
     ) -> Result<String, AuthError> {
@@ -144,7 +145,7 @@ impl Auth {
             iat: now.secs(),
             jti: random::hex128(),
             user_id: Some(user_id.to_string()),
-            family: Some(family.to_string()),
+            family: family.map(str::to_string),
             login,
         })
     }
@@ -215,7 +216,7 @@ impl Auth {
         metrics::counter!("sekisho_refreshes_total", "outcome" => label).increment(1);
         let successor = |succ: &Successor, from_grace| -> Result<Refreshed, AuthError> {
             Ok(Refreshed {
-                access: self.sign_access(&uid, &family, now, login)?,
+                access: self.sign_access(&uid, Some(&family), now, login)?,
                 refresh: Some(self.sign_refresh(&uid, &family, succ, login)?),
                 refresh_max_age: Some(max_age(succ.exp, now)),
                 from_grace,
@@ -225,7 +226,7 @@ impl Auth {
             RotateOutcome::Rotated(succ) => successor(&succ, false),
             RotateOutcome::Grace(succ) => successor(&succ, true),
             RotateOutcome::Unchanged(_) => Ok(Refreshed {
-                access: self.sign_access(&uid, &family, now, login)?,
+                access: self.sign_access(&uid, Some(&family), now, login)?,
                 refresh: None,
                 refresh_max_age: None,
                 from_grace: false,

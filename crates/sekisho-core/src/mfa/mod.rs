@@ -10,12 +10,14 @@
 //! a factor is still owed (else knowing the password would buy unlimited code guesses).
 
 pub mod recovery;
+mod step_up;
 pub mod totp;
 
-use crate::account::{User, UserId};
+use crate::account::{EndReason, User, UserId};
 use crate::auth::Auth;
 use crate::clock::Timestamp;
 use crate::error::AuthError;
+use crate::session::SessionRecord;
 use crate::token::managed::KeyEncryptionKey;
 use recovery::RecoveryKey;
 use std::time::Duration;
@@ -437,9 +439,12 @@ impl Auth {
                 let Factor::Totp(code) = factor else {
                     return Err(AuthError::MfaCodeInvalid);
                 };
-                // Confirming the enrolment is the factor check.
+                // Confirming the enrolment is the factor check; logins from before the factor
+                // end, as on any factor change (the one this challenge completes follows).
                 let codes = recovery::generate();
                 self.confirm_pending(&user, code, client_ip, &codes).await?;
+                self.end_all_logins(user.id, EndReason::FactorChanged, None)
+                    .await?;
                 Some(codes)
             }
         };
@@ -493,15 +498,20 @@ impl Auth {
     }
 
     /// Confirms the pending enrolment with its first code: the factor is active from now on,
-    /// and a fresh set of recovery codes is returned (shown once).
+    /// and a fresh set of recovery codes is returned (shown once). Every other login of the
+    /// user ends, as on a password change: one made with the password alone (perhaps by
+    /// whoever else knows it) must not outlive the new factor. `keep` is the caller's session.
     pub async fn confirm_totp(
         &self,
         user: &User,
         code: &str,
         client_ip: &str,
+        keep: Option<&SessionRecord>,
     ) -> Result<Vec<String>, AuthError> {
         let codes = recovery::generate();
         self.confirm_pending(user, code, client_ip, &codes).await?;
+        self.end_all_logins(user.id, EndReason::FactorChanged, keep)
+            .await?;
         Ok(codes)
     }
 
@@ -540,16 +550,18 @@ impl Auth {
         {
             return Err(AuthError::MfaNotEnrolled);
         }
-        tracing::info!(user_id = user.id, "TOTP factor confirmed");
+        tracing::info!(user_id = user.id, "TOTP factor confirmed; other logins end");
         Ok(())
     }
 
     /// Removes the user's TOTP factor and recovery codes; needs a current code of either.
+    /// Every other login ends (`keep` is the caller's session), as on enrolment.
     pub async fn disable_totp(
         &self,
         user: &User,
         factor: Factor<'_>,
         client_ip: &str,
+        keep: Option<&SessionRecord>,
     ) -> Result<(), AuthError> {
         if !self.has_confirmed_totp(user.id).await? {
             // A pending enrolment is simply dropped.
@@ -561,7 +573,12 @@ impl Auth {
         }
         self.throttled_factor(user, factor, client_ip).await?;
         self.mfa.delete_totp(user.id).await?;
-        tracing::info!(user_id = user.id, "TOTP factor disabled");
+        self.end_all_logins(user.id, EndReason::FactorChanged, keep)
+            .await?;
+        tracing::info!(
+            user_id = user.id,
+            "TOTP factor disabled; other logins ended"
+        );
         Ok(())
     }
 

@@ -166,10 +166,22 @@ impl Auth {
         current: &SessionRecord,
         user: &User,
     ) -> Result<NewSession, AuthError> {
+        self.cycle_session_as(current, user, current.login).await
+    }
+
+    /// [`Auth::cycle_session`], the new session marked with `login` (a step-up or a factor
+    /// change just proved a second factor).
+    pub async fn cycle_session_as(
+        &self,
+        current: &SessionRecord,
+        user: &User,
+        login: LoginMethod,
+    ) -> Result<NewSession, AuthError> {
         let cookie = new_session_id();
         let record = SessionRecord {
             id_hash: hash_session_id(&cookie),
             public_id: random::hex128(),
+            login,
             ..current.clone()
         };
         self.sessions.create_session(&record).await?;
