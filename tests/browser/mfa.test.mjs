@@ -1,11 +1,13 @@
-// Second factors through the Vue demo (served by the embed-axum example) in a real browser: set
+// Second factors in a real browser. Through the Vue demo (served by the embed-axum example): set
 // up TOTP on the Security screen, then the office (session) and shop (JWT) logins ask for a code
 // after the password; nothing — no session cookie, no token — exists before the code passes; a
-// recovery code works once; staff required to enrol do it inside the login.
+// recovery code works once; staff required to enrol do it inside the login. And the client
+// alone against sekisho in refresh-cookie mode.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { startServer, launchBrowser, sleep, EMBED_BIN, DEMO_DIST, requireBuilt } from './harness.mjs';
+import { clientSite, openClientPage } from './client_page.mjs';
 
 let browser;
 const servers = [];
@@ -363,5 +365,59 @@ test('staff who must enrol (mfa.required_for_staff) set TOTP up inside the login
   await p2.getByTestId('shop-user').getByText('demo').waitFor({ timeout: 10000 });
   await other.close();
   assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the client in refresh-cookie mode (jwt.refresh_cookie): the second step sets the HttpOnly cookie only then; a reload restores the login', async () => {
+  const server = await startServer({ ...clientSite(), env: { SEKISHO_JWT__REFRESH_COOKIE: 'true' } });
+  servers.push(server);
+  server.createUser('carol', 'browser-pass-2');
+  const OPTIONS = { mode: 'jwt', refreshCookie: true };
+  const context = await browser.newContext();
+  const page = await openClientPage(context, server.base);
+  const refreshCookie = async () => (await context.cookies()).find((c) => c.httpOnly && c.path.startsWith('/api/token'));
+
+  // Enrol through client.mfa, the code computed here from the secret the page got.
+  await page.evaluate((o) => window.within(10000, window.make(o).login('carol', 'browser-pass-2')), OPTIONS);
+  const { secret, qrImageUrl } = await page.evaluate(() => window.within(10000, window.client.mfa.beginTotp()));
+  assert.ok(qrImageUrl.startsWith('data:image/svg+xml;charset=utf-8,%3C'), 'the QR code as an image URL');
+  assert.ok(decodeURIComponent(qrImageUrl.slice(qrImageUrl.indexOf(',') + 1)).includes('<svg'), 'holding the SVG');
+  const app = new Authenticator(secret);
+  const wrong = await page.evaluate((c) => window.client.mfa.confirmTotp(c).then(() => null, (e) => ({ name: e.name, code: e.code, status: e.status, fields: e.fields })), app.wrongCode());
+  assert.deepEqual(wrong, { name: 'ApiError', code: 'invalid_input', status: 400, fields: { code: ['The code is incorrect or has already been used.'] } });
+  const codes = await page.evaluate((c) => window.client.mfa.confirmTotp(c), await app.code());
+  assert.equal(codes.length, 10);
+  await page.evaluate(() => window.client.logout());
+  await context.clearCookies(); // so that any refresh cookie found below was set by the login
+
+  // Password: MfaRequiredError, no refresh cookie, no access token in the client.
+  const refused = await page.evaluate((o) => {
+    const client = window.make(o);
+    return client.login('carol', 'browser-pass-2').then(() => null, (e) => {
+      window.challenge = e.challenge;
+      return { name: e.name, code: e.code, purpose: e.challenge?.purpose, methods: e.challenge?.methods };
+    });
+  }, OPTIONS);
+  assert.deepEqual(refused, { name: 'MfaRequiredError', code: 'mfa_required', purpose: 'verify', methods: ['totp', 'recovery'] });
+  assert.equal(await refreshCookie(), undefined);
+  assert.equal(await page.evaluate(() => window.client.getAccessToken()), null);
+  assert.equal(await page.evaluate(() => window.client.isAuthenticated), false);
+
+  const stepAnswer = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/token/mfa/', { timeout: 10000 });
+  const done = await page.evaluate((c) => window.within(10000, window.client.completeLogin(window.challenge, { code: c })).then((r) => ({ user: r.user.username, recoveryCodes: r.recoveryCodes })), await app.code());
+  assert.deepEqual(done, { user: 'carol', recoveryCodes: null });
+  const body = await (await stepAnswer).json();
+  assert.ok(body.access);
+  assert.equal(body.refresh, undefined, 'the refresh token is not in the body');
+  const cookie = await refreshCookie();
+  assert.ok(cookie, 'the HttpOnly refresh cookie is set by the second step');
+  assert.equal(cookie.sameSite, 'Strict');
+  assert.ok(!(await page.evaluate(() => document.cookie)).includes(cookie.name));
+  assert.equal(await page.evaluate(() => window.client.fetch('/api/auth/me/').then((r) => r.status)), 200);
+
+  await page.reload();
+  await page.waitForFunction(() => typeof window.make === 'function', null, { timeout: 15000 });
+  const restored = await page.evaluate(async (o) => (await window.within(10000, window.make(o).restore()))?.username, OPTIONS);
+  assert.equal(restored, 'carol', 'the cookie from the second step restores the login');
   await context.close();
 });
