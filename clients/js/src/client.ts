@@ -353,7 +353,8 @@ export class SekishoClient {
    */
   async login(username: string, password: string): Promise<User> {
     const creds = { username, password };
-    return this.mode === 'session' ? (await this.loginSession(this.paths.login, creds)).user : (await this.loginJwt(this.paths.token, creds)).user;
+    const done = this.mode === 'session' ? await this.loginSession(this.paths.login, creds) : await this.loginJwt(this.paths.token, creds);
+    return done.user;
   }
 
   /**
