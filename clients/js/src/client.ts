@@ -1,4 +1,5 @@
-import { ApiError, NetworkError, SekishoError, SessionExpiredError, detailOf } from './errors.js';
+import { ApiError, NetworkError, SekishoError, SessionExpiredError, detailOf, type MfaChallenge } from './errors.js';
+import { MfaApi, challengeError, challengeToken, factorBody, isMfaAnswer, mfaError, type LoginResult, type MfaFactor } from './mfa.js';
 import { estimateSkew, tokenTimes } from './jwt.js';
 import {
   browserPlatform,
@@ -38,6 +39,15 @@ export interface Paths {
   login: string;
   logout: string;
   me: string;
+  /** The second step of a session login. */
+  loginMfa: string;
+  /** The second step of a token login. */
+  tokenMfa: string;
+  mfa: string;
+  mfaTotp: string;
+  mfaTotpConfirm: string;
+  mfaTotpDisable: string;
+  mfaRecoveryCodes: string;
 }
 
 export const DEFAULT_PATHS: Paths = {
@@ -48,6 +58,13 @@ export const DEFAULT_PATHS: Paths = {
   login: '/api/auth/login/',
   logout: '/api/auth/logout/',
   me: '/api/auth/me/',
+  loginMfa: '/api/auth/login/mfa/',
+  tokenMfa: '/api/token/mfa/',
+  mfa: '/api/auth/mfa/',
+  mfaTotp: '/api/auth/mfa/totp/',
+  mfaTotpConfirm: '/api/auth/mfa/totp/confirm/',
+  mfaTotpDisable: '/api/auth/mfa/totp/disable/',
+  mfaRecoveryCodes: '/api/auth/mfa/recovery-codes/',
 };
 
 export type LogoutReason =
@@ -140,6 +157,8 @@ type Listener<K extends keyof Events> = (event: Events[K]) => void;
 export class SekishoClient {
   readonly mode: Mode;
   readonly paths: Paths;
+  /** The current user's second factors (TOTP enrolment, recovery codes). */
+  readonly mfa: MfaApi;
   private readonly base: string;
   private readonly o: Required<Pick<ClientOptions, 'csrfCookieName' | 'csrfHeaderName' | 'persistAccess' | 'refreshCookie' | 'proactiveRefresh' | 'crossTab' | 'name' | 'refreshTimeout' | 'syncTimeout'>> & Pick<ClientOptions, 'refreshMargin' | 'onLogout'>;
   private readonly p: Platform;
@@ -205,6 +224,7 @@ export class SekishoClient {
     this.channel?.onMessage((m) => this.onTabMessage(m));
     this.gens = this.o.crossTab && this.mode === 'jwt' ? this.p.generation(prefix) : this.p.generation('');
     if (this.mode === 'jwt') this.loadStored();
+    this.mfa = new MfaApi(this);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -325,29 +345,51 @@ export class SekishoClient {
     }
   }
 
-  /** Logs in (session or token pair, per mode) and returns the user. */
+  /**
+   * Logs in (session or token pair, per mode) and returns the user. When the account has a
+   * second factor, rejects with `MfaRequiredError` (code `mfa_required`, or
+   * `mfa_enrolment_required` when the server wants one enrolled first) and nothing is issued
+   * yet: finish with `completeLogin(error.challenge, { code })`.
+   */
   async login(username: string, password: string): Promise<User> {
-    return this.mode === 'session' ? this.loginSession(username, password) : this.loginJwt(username, password);
+    const creds = { username, password };
+    const done = this.mode === 'session' ? await this.loginSession(this.paths.login, creds) : await this.loginJwt(this.paths.token, creds);
+    return done.user;
   }
 
-  private async loginSession(username: string, password: string): Promise<User> {
-    const res = await this.fetch(this.url(this.paths.login), jsonInit('POST', { username, password }));
+  /**
+   * The second step of a login that answered `MfaRequiredError`: the challenge and a TOTP
+   * `code` or a `recoveryCode`. Ends in the state `login()` would have (session cookie and
+   * rotated CSRF token, or tokens stored where this client keeps them; the user; the other
+   * tabs told). For an enrolment challenge the code confirms the new factor, and the result
+   * carries its recovery codes (shown once). A wrong code rejects with `mfa_code_invalid` (the
+   * challenge still stands); an expired or used challenge with `mfa_challenge_invalid`.
+   */
+  async completeLogin(challenge: MfaChallenge | string, factor: MfaFactor): Promise<LoginResult<User>> {
+    const body = factorBody(factor, challengeToken(challenge));
+    return this.mode === 'session' ? this.loginSession(this.paths.loginMfa, body) : this.loginJwt(this.paths.tokenMfa, body);
+  }
+
+  private async loginSession(path: string, input: Record<string, string>): Promise<LoginResult<User>> {
+    // Through `fetch` for the CSRF header (login is CSRF-protected); its 401s are not treated
+    // as an ended session (see `handleResponse`).
+    const res = await this.fetch(this.url(path), jsonInit('POST', input));
     const body = await readJson(res);
-    if (!res.ok) throw loginError(res.status, body);
+    if (!res.ok) throw loginError(res.status, body, path === this.paths.loginMfa, this.p.now());
     // The CSRF token rotates at login; the next unsafe request re-reads the cookie.
     this.csrfFromBody = null;
     const user = (body as { user?: User } | null)?.user ?? null;
     this.setSessionUser(user, true);
     this.gen += 1;
     this.channel?.post({ type: 'session', gen: this.gen, user });
-    return user as User;
+    return { user: user as User, recoveryCodes: recoveryCodesOf(body) };
   }
 
-  private async loginJwt(username: string, password: string): Promise<User> {
+  private async loginJwt(path: string, input: Record<string, string>): Promise<LoginResult<User>> {
     const sentAt = this.p.now();
-    const res = await this.raw(this.paths.token, jsonInit('POST', { username, password }), this.o.refreshCookie);
+    const res = await this.raw(path, jsonInit('POST', input), this.o.refreshCookie);
     const body = (await readJson(res)) as { access?: string; refresh?: string } | null;
-    if (!res.ok || !body?.access) throw loginError(res.status, body);
+    if (!res.ok || !body?.access) throw loginError(res.status, body, path === this.paths.tokenMfa, this.p.now());
     this.noteSkew(body.access, sentAt, this.p.now());
     const user = await this.fetchUser(body.access);
     await this.p.lock(this.lockName(), this.o.refreshTimeout, async () => {
@@ -360,7 +402,7 @@ export class SekishoClient {
     });
     this.emit('login', { user });
     this.changed();
-    return user;
+    return { user, recoveryCodes: recoveryCodesOf(body) };
   }
 
   /**
@@ -673,6 +715,9 @@ export class SekishoClient {
    */
   async handleResponse(attempt: Attempt, status: number, readBody: () => Promise<unknown>): Promise<boolean> {
     if (!attempt.api) return false;
+    // A login's "second factor required" (or a wrong code, or a dead challenge) is a 401 too,
+    // but no credential expired: refreshing or ending the login would be wrong.
+    if (status === 401 && (attempt.token || this._status === 'authenticated') && isMfaAnswer(await readBody())) return false;
     if (this.mode === 'jwt') {
       if (status !== 401 || !attempt.token || attempt.retried) return false;
       await this.refreshAfter(attempt.token);
@@ -879,13 +924,22 @@ async function readJson(res: Response): Promise<unknown> {
   }
 }
 
+function recoveryCodesOf(body: unknown): string[] | null {
+  const codes = (body as { recovery_codes?: unknown } | null)?.recovery_codes;
+  return Array.isArray(codes) ? codes.filter((c): c is string => typeof c === 'string') : null;
+}
+
 /** A CSRF 403 that a fresh token can fix (not an untrusted `Origin`). */
 export function isStaleCsrf(body: unknown): boolean {
   const d = detailOf(body);
   return !!d && d.startsWith('CSRF Failed:') && !d.includes('Origin checking failed');
 }
 
-function loginError(status: number, body: unknown): ApiError {
+function loginError(status: number, body: unknown, secondStep: boolean, now: number): ApiError {
+  const challenge = challengeError(status, body, now);
+  if (challenge) return challenge;
+  // The second step: a wrong code, an expired challenge, a malformed code (400 field errors).
+  if (secondStep) return mfaError(status, body);
   if (status === 401) return new ApiError(status, body, 'invalid_credentials');
   if (status === 403 && detailOf(body)?.startsWith('CSRF Failed:')) return new ApiError(status, body, 'csrf_failed');
   return new ApiError(status, body);

@@ -9,6 +9,13 @@
  *   are kept; trying again later may work.
  * - `csrf_failed`: the server refused the CSRF token even after one fresh fetch of it (usually
  *   an `Origin` that is not trusted).
+ * - `mfa_required` / `mfa_enrolment_required`: the password was right and a second factor is
+ *   needed (a `MfaRequiredError` with the challenge): ask for a code, or enrol one first.
+ * - `mfa_code_invalid`: the second step's code was wrong or already used; the challenge still
+ *   stands, so the user may try again.
+ * - `mfa_challenge_invalid`: the challenge expired or was used up; log in again from the start.
+ * - `invalid_input`: a 400 with field errors (`ApiError.fields`), e.g. a wrong code when
+ *   enrolling, disabling or regenerating recovery codes.
  * - `http`: any other non-2xx answer to one of the client's own calls (login, logout, me).
  */
 export type ErrorCode =
@@ -17,6 +24,11 @@ export type ErrorCode =
   | 'network'
   | 'timeout'
   | 'csrf_failed'
+  | 'mfa_required'
+  | 'mfa_enrolment_required'
+  | 'mfa_code_invalid'
+  | 'mfa_challenge_invalid'
+  | 'invalid_input'
   | 'http';
 
 export class SekishoError extends Error {
@@ -45,6 +57,44 @@ export class ApiError extends SekishoError {
   /** The `detail` string of a DRF error body, if any. */
   get detail(): string | undefined {
     return detailOf(this.body);
+  }
+  /** DRF field errors (`{"code": ["…"]}`) of a 400, or undefined. */
+  get fields(): Record<string, string[]> | undefined {
+    return fieldsOf(this.body);
+  }
+}
+
+/** `mfa_required`: ask for a code. `mfa_enrolment_required`: enrol a factor first (see `purpose`). */
+export type MfaMethod = 'totp' | 'recovery' | (string & {});
+
+/**
+ * A login waiting for its second factor, as the first step answered it. `token` is a secret
+ * (it stands for the password that was just checked): keep it in memory only.
+ */
+export interface MfaChallenge {
+  token: string;
+  /** `verify`: present a code. `enrol`: `mfa.beginTotp(challenge)`, then `completeLogin` with its first code. */
+  purpose: 'verify' | 'enrol';
+  /** What the second step accepts, e.g. `['totp', 'recovery']`. */
+  methods: MfaMethod[];
+  /** Lifetime the server gave the challenge, in seconds. */
+  expiresIn: number;
+  /** When it expires, in local-clock ms (for a countdown; the server decides). */
+  expiresAt: number;
+}
+
+/**
+ * The password was right and a second factor is needed. Nothing was issued: no session cookie,
+ * no tokens. Pass `challenge` to `completeLogin()` with a code (after enrolling, for
+ * `mfa_enrolment_required`).
+ */
+export class MfaRequiredError extends ApiError {
+  declare readonly code: 'mfa_required' | 'mfa_enrolment_required';
+  readonly challenge: MfaChallenge;
+  constructor(status: number, body: unknown, challenge: MfaChallenge) {
+    super(status, body, challenge.purpose === 'enrol' ? 'mfa_enrolment_required' : 'mfa_required');
+    this.name = 'MfaRequiredError';
+    this.challenge = challenge;
   }
 }
 
@@ -77,7 +127,15 @@ export function detailOf(body: unknown): string | undefined {
   return undefined;
 }
 
+/** DRF's field-error shape: every value a list of strings (and no `detail`). */
+export function fieldsOf(body: unknown): Record<string, string[]> | undefined {
+  if (!body || typeof body !== 'object' || Array.isArray(body) || 'detail' in body) return undefined;
+  const entries = Object.entries(body as Record<string, unknown>);
+  if (!entries.length || !entries.every(([, v]) => Array.isArray(v) && v.every((m) => typeof m === 'string'))) return undefined;
+  return Object.fromEntries(entries) as Record<string, string[]>;
+}
+
 function describe(status: number, body: unknown): string {
-  const detail = detailOf(body);
+  const detail = detailOf(body) ?? Object.values(fieldsOf(body) ?? {})[0]?.[0];
   return detail ? `${status}: ${detail}` : `HTTP ${status}`;
 }

@@ -13,7 +13,25 @@ export {
   type Status,
   type User,
 } from './client.js';
-export { SekishoError, ApiError, SessionExpiredError, NetworkError, type ErrorCode } from './errors.js';
+export {
+  SekishoError,
+  ApiError,
+  SessionExpiredError,
+  NetworkError,
+  MfaRequiredError,
+  type ErrorCode,
+  type MfaChallenge,
+  type MfaMethod,
+} from './errors.js';
+export {
+  MfaApi,
+  isMfaAnswer,
+  svgDataUrl,
+  type LoginResult,
+  type MfaFactor,
+  type MfaStatus,
+  type TotpEnrolment,
+} from './mfa.js';
 export { decodePayload, tokenTimes, estimateSkew, type TokenTimes } from './jwt.js';
 export {
   memoryStorage,

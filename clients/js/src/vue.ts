@@ -1,9 +1,12 @@
 /**
  * Vue 3: `app.use(createAuthPlugin(client))`, then `useAuth()` in any component for reactive
- * `user`, `status` and `isAuthenticated`, plus `login`, `logout` and an authenticated `fetch`.
+ * `user`, `status` and `isAuthenticated`, plus `login` (and `completeLogin` for a second
+ * factor), `logout`, `mfa` and an authenticated `fetch`.
  */
 import { computed, inject, shallowRef, type App, type ComputedRef, type InjectionKey, type Ref } from 'vue';
 import type { SekishoClient, Status, User } from './client.js';
+import type { MfaChallenge } from './errors.js';
+import type { LoginResult, MfaApi, MfaFactor } from './mfa.js';
 
 export const AUTH_KEY: InjectionKey<SekishoClient> = Symbol('sekisho');
 
@@ -12,7 +15,10 @@ export interface AuthState {
   user: Readonly<Ref<User | null>>;
   status: Readonly<Ref<Status>>;
   isAuthenticated: ComputedRef<boolean>;
+  /** Rejects with `MfaRequiredError` when a second factor is needed. */
   login(username: string, password: string): Promise<User>;
+  completeLogin(challenge: MfaChallenge | string, factor: MfaFactor): Promise<LoginResult<User>>;
+  mfa: MfaApi;
   logout(): Promise<void>;
   restore(): Promise<User | null>;
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
@@ -35,6 +41,8 @@ function stateOf(client: SekishoClient): AuthState {
     status,
     isAuthenticated: computed(() => status.value === 'authenticated'),
     login: (u, p) => client.login(u, p),
+    completeLogin: (c, f) => client.completeLogin(c, f),
+    mfa: client.mfa,
     logout: () => client.logout(),
     restore: () => client.restore(),
     fetch: (input, init) => client.fetch(input, init),

@@ -2,6 +2,7 @@
 //  - `office`: session mode, used through axios — the "internal business app";
 //  - `shop`: JWT mode, used through the fetch wrapper — the public "shop".
 import axios from 'axios';
+import { shallowRef } from 'vue';
 import { createClient, type User } from '@sekisho/client';
 import { attachAxios } from '@sekisho/client/axios';
 
@@ -35,6 +36,13 @@ export async function officeUserNow(): Promise<User | null> {
     return office.user;
   }
 }
+
+/**
+ * Recovery codes the server has just issued (at an enrolment, or on request). They are shown
+ * once, by the app shell, until the user says they are saved: the page that asked for them may
+ * already have been replaced (completing a login swaps the login form for the screen).
+ */
+export const freshRecoveryCodes = shallowRef<{ username: string; codes: string[] } | null>(null);
 
 /** Errors from either adapter, as one line for the screen. */
 export function describe(e: unknown): string {

@@ -7,6 +7,7 @@ import Office from './views/Office.vue';
 import Shop from './views/Shop.vue';
 import Dashboard from './views/Dashboard.vue';
 import Reports from './views/Reports.vue';
+import Security from './views/Security.vue';
 import { office, officeUserNow, shop } from './auth';
 import './style.css';
 
@@ -25,6 +26,7 @@ const router = createRouter({
     { path: '/shop', component: Shop },
     { path: '/dashboard', component: Dashboard },
     { path: '/reports', component: Reports, meta: { perm: 'shop.view_report' } },
+    { path: '/security', component: Security },
   ],
 });
 
