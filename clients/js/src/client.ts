@@ -406,6 +406,31 @@ export class SekishoClient {
   }
 
   /**
+   * Adopts what the server answers when it ends every other login of the user and continues
+   * this one (a second factor added or removed): in session mode the cookies already changed
+   * (a new session id and CSRF token), so the cached CSRF token is dropped; in JWT mode the
+   * answer's new pair replaces the tokens of the revoked family, here and in every tab.
+   */
+  async continueLogin(body: unknown): Promise<void> {
+    if (this.mode === 'session') {
+      this.csrfFromBody = null;
+      return;
+    }
+    const b = body as { access?: unknown; refresh?: unknown } | null;
+    if (typeof b?.access !== 'string') return;
+    const access = b.access;
+    const refresh = typeof b.refresh === 'string' ? b.refresh : null;
+    await this.p.lock(this.lockName(), this.o.refreshTimeout, async () => {
+      const shared = await this.gens.read();
+      this.gen = Math.max(shared, this.gen) + 1;
+      this.setTokens(access, refresh);
+      await this.gens.write(this.gen);
+      this.broadcastTokens();
+    });
+    this.changed();
+  }
+
+  /**
    * Logs out here and in every other tab. The server is told (session logout, or the refresh
    * family blacklisted) on a best-effort basis: local state is cleared even if that call fails.
    */

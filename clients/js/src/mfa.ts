@@ -43,6 +43,11 @@ export interface MfaTransport {
   readonly paths: Paths;
   url(path: string): string;
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * After a factor change the server ends every other login and continues the caller's: a new
+   * session id and CSRF token (cookies), or a new token pair in the answer's body. Adopts it.
+   */
+  continueLogin(body: unknown): Promise<void>;
 }
 
 const CODES: readonly ErrorCode[] = ['mfa_required', 'mfa_enrolment_required', 'mfa_code_invalid', 'mfa_challenge_invalid'];
@@ -137,12 +142,18 @@ export class MfaApi {
    */
   async confirmTotp(code: string): Promise<string[]> {
     const b = (await this.call('POST', this.t.paths.mfaTotpConfirm, factorBody({ code }))) as { recovery_codes?: string[] };
+    // Every other login of the user just ended; this one continues (new cookies or tokens).
+    await this.t.continueLogin(b);
     return b.recovery_codes ?? [];
   }
 
-  /** Removes the TOTP factor and the recovery codes; needs a current code or a recovery code. */
+  /**
+   * Removes the TOTP factor and the recovery codes; needs a current code or a recovery code.
+   * Every other login of the user ends; this one continues.
+   */
   async disableTotp(factor: MfaFactor): Promise<void> {
-    await this.call('POST', this.t.paths.mfaTotpDisable, factorBody(factor));
+    const b = await this.call('POST', this.t.paths.mfaTotpDisable, factorBody(factor));
+    await this.t.continueLogin(b);
   }
 
   /** A new set of recovery codes (the old ones stop working); needs a current code or a recovery code. */

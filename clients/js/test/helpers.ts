@@ -78,7 +78,7 @@ export class FakeServer {
   calls: Call[] = [];
   jar = new Map<string, string>();
   private seq = 0;
-  private currentRefresh: string | null = null;
+  currentRefresh: string | null = null;
   private validAccess = new Set<string>();
   private csrfForSession = new Map<string, string>();
   user = { id: 1, username: 'ann', email: '', first_name: '', last_name: '', is_staff: false, is_superuser: false, groups: [], permissions: [] };
@@ -172,8 +172,19 @@ export class FakeServer {
     return json(401, { detail: 'The code is incorrect or has already been used.', code: 'mfa_code_invalid' });
   }
 
+  /**
+   * A factor change ends every other login: a bearer caller's family is replaced (the old
+   * refresh token stops working) and the new pair answered; a session caller continues under a
+   * new session id with a CSRF token bound to it.
+   */
+  private continued(via: 'bearer' | 'session' | null, body: Record<string, unknown>): Response {
+    if (via === 'bearer') return this.pairResponse(body);
+    return this.startSession(body, false);
+  }
+
   /** `/api/auth/mfa/…` for an authenticated caller (or, to begin, the holder of an enrolment challenge). */
-  private mfaRoute(method: string, path: string, body: Record<string, unknown> | null, authed: boolean): Response {
+  private mfaRoute(method: string, path: string, body: Record<string, unknown> | null, via: 'bearer' | 'session' | null): Response {
+    const authed = via !== null;
     const m = this.mfa;
     if (method === 'POST' && path === '/api/auth/mfa/totp/' && body?.challenge) {
       const ch = m.challenges.get(String(body.challenge));
@@ -199,7 +210,7 @@ export class FakeServer {
         if (!m.pending || !m.use(f.value)) return this.wrongCodeField(f);
         m.pending = false;
         m.confirmed = true;
-        return json(200, { recovery_codes: m.newRecoveryCodes() });
+        return this.continued(via, { recovery_codes: m.newRecoveryCodes() });
       }
       case 'POST /api/auth/mfa/totp/disable/':
       case 'POST /api/auth/mfa/recovery-codes/': {
@@ -210,7 +221,7 @@ export class FakeServer {
         if (path.endsWith('/disable/')) {
           m.confirmed = false;
           m.recovery.clear();
-          return json(200, {});
+          return this.continued(via, {});
         }
         return json(200, { recovery_codes: m.newRecoveryCodes() });
       }
@@ -318,31 +329,33 @@ export class FakeServer {
       }
     }
     const mfa = path.startsWith('/api/auth/mfa/');
-    if (mfa && method === 'POST' && path === '/api/auth/mfa/totp/' && body?.challenge) return this.mfaRoute(method, path, body, false);
+    if (mfa && method === 'POST' && path === '/api/auth/mfa/totp/' && body?.challenge) return this.mfaRoute(method, path, body, null);
     // Any other path is a protected API endpoint.
     if (this.rejectEverything) return json(401, { detail: 'Given token not valid for any token type', code: 'token_not_valid' });
     if (bearer) {
       if (!this.validAccess.has(bearer)) return json(401, { detail: 'Given token not valid for any token type', code: 'token_not_valid' });
-      if (mfa) return this.mfaRoute(method, path, body, true);
+      if (mfa) return this.mfaRoute(method, path, body, 'bearer');
       return json(200, path === '/api/auth/me/' ? this.user : { ok: true, path, token: bearer });
     }
     const sid = this.jar.get('sessionid');
-    if (!sid) return mfa ? this.mfaRoute(method, path, body, false) : json(401, { detail: 'Authentication credentials were not provided.' });
+    if (!sid) return mfa ? this.mfaRoute(method, path, body, null) : json(401, { detail: 'Authentication credentials were not provided.' });
     if (method !== 'GET') {
       const fail = this.csrfFailure(headers);
       if (fail) return json(403, { detail: fail });
     }
-    if (mfa) return this.mfaRoute(method, path, body, true);
+    if (mfa) return this.mfaRoute(method, path, body, 'session');
     return json(200, path === '/api/auth/me/' ? this.user : { ok: true, path });
   }
 
-  private startSession(extra: Record<string, unknown> = {}): Response {
+  private startSession(extra: Record<string, unknown> = {}, withUser = true): Response {
+    const old = this.jar.get('sessionid');
+    if (old && !withUser) this.csrfForSession.delete(old);
     const sid = `s${++this.seq}`;
     this.jar.set('sessionid', sid);
     const rotated = `csrf${++this.seq}`;
     this.jar.set('csrftoken', rotated);
     this.csrfForSession.set(sid, rotated);
-    return json(200, { user: this.user, ...extra });
+    return json(200, withUser ? { user: this.user, ...extra } : extra);
   }
 
   private csrfFailure(headers: Headers): string | null {

@@ -380,10 +380,34 @@ describe('client.mfa: enrolment, disabling, recovery codes', () => {
     await client.mfa.disableTotp({ recoveryCode: fresh[0] });
     expect((await client.mfa.status()).totp).toBe(false);
     if (mode === 'session') {
+      // Every write carried the CSRF header; those after the confirmation passed the check of
+      // the new session's token (the fake binds it to the session id, as the server does).
       for (const c of server.calls.filter((x) => x.method === 'POST' && x.path.startsWith('/api/auth/mfa/'))) {
-        expect(c.headers.get('x-csrftoken')).toBe(server.jar.get('csrftoken'));
+        expect(c.headers.get('x-csrftoken')).toBeTruthy();
       }
     }
+  });
+
+  test.each([false, true])('jwt (refresh cookie %s): a factor change ends the old family; the client adopts the new pair', async (refreshCookie) => {
+    const server = new FakeServer();
+    server.refreshCookie = refreshCookie;
+    const client = jwtClient(server, { proactiveRefresh: false, refreshCookie });
+    await client.login('ann', 'pw');
+    const before = await client.getAccessToken();
+    const oldRefresh = server.currentRefresh;
+    await client.mfa.beginTotp();
+    await client.mfa.confirmTotp(server.mfa.nextCode());
+    expect(server.currentRefresh).not.toBe(oldRefresh);
+    const after = await client.getAccessToken();
+    expect(after).not.toBe(before);
+    // The refresh that follows uses the new family's token, so the login survives.
+    server.expireAccessTokens();
+    expect((await client.me()).username).toBe('ann');
+    expect(server.calls.filter((c) => c.path === '/api/token/refresh/')).toHaveLength(1);
+    await client.mfa.disableTotp({ code: server.mfa.nextCode() });
+    server.expireAccessTokens();
+    expect((await client.me()).username).toBe('ann');
+    expect(client.isAuthenticated).toBe(true);
   });
 
   test('a factor must be exactly one of code and recoveryCode (checked before any request)', async () => {
