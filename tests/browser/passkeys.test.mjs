@@ -1,7 +1,7 @@
 // Passkeys in a real Chromium with its virtual authenticator (DevTools protocol), against a real
 // sekisho: registration, the passwordless login in both modes, the passkey as a second factor,
-// a key that only proves presence counting as one factor, and an assertion made on another
-// origin refused.
+// a key that only proves presence counting as one factor, an assertion made on another origin
+// refused, and a cloned key (its signature counter behind) refused.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
@@ -107,6 +107,17 @@ test('register a passkey, then sign in without a password in session and token m
   assert.equal(reg.passkey.user_verified, true);
   assert.deepEqual(list.passkeys.map((k) => k.name), ['laptop']);
 
+  // The begin for a user with a key and for an unknown name: the same shape, one key each.
+  const real = await postJson(base, '/api/token/passkey/begin/', { username: 'alice' });
+  const decoy = await postJson(base, '/api/token/passkey/begin/', { username: 'nobody-here' });
+  assert.equal(real.status, 200);
+  assert.equal(decoy.status, 200);
+  assert.deepEqual(Object.keys(decoy.body.options.publicKey).sort(), Object.keys(real.body.options.publicKey).sort());
+  assert.deepEqual(Object.keys(decoy.body.options).sort(), Object.keys(real.body.options).sort());
+  assert.equal(real.body.options.publicKey.allowCredentials.length, 1);
+  assert.equal(decoy.body.options.publicKey.allowCredentials.length, 1);
+  assert.equal(decoy.body.options.publicKey.timeout, real.body.options.publicKey.timeout);
+
   await context.clearCookies();
   const session = await page.evaluate(async () => {
     const before = window.cookieNames();
@@ -191,6 +202,22 @@ test('an assertion made on another origin is refused', async () => {
   }, begunHere.body.options);
   const ok = await postJson(base, '/api/token/passkey/', { ceremony: begunHere.body.ceremony, credential: answerHere });
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(claims(ok.body.access).amr, ['hwk', 'user', 'mfa']);
+
+  // A clone of the key, copied before that use: its signature counter did not move past the
+  // stored one, so the server refuses it (clone detection), on the right origin too.
+  const clone = await pageWithAuthenticator(context, base, UV);
+  for (const credential of credentials) {
+    await clone.cdp.send('WebAuthn.addCredential', { authenticatorId: clone.authenticatorId, credential });
+  }
+  const begunClone = await postJson(base, '/api/token/passkey/begin/', { username: 'dave' });
+  const answerClone = await clone.page.evaluate(async (options) => {
+    const cred = await navigator.credentials.get(window.sekisho.requestOptions(options));
+    return window.sekisho.credentialJson(cred);
+  }, begunClone.body.options);
+  const cloned = await postJson(base, '/api/token/passkey/', { ceremony: begunClone.body.ceremony, credential: answerClone });
+  assert.equal(cloned.status, 401, JSON.stringify(cloned.body));
+  assert.equal(cloned.body.code, 'passkey_refused');
   await context.close();
 });
 

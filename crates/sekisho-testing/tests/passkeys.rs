@@ -297,6 +297,8 @@ async fn bad_input_on_every_endpoint_is_a_json_4xx_never_500() {
 
 #[tokio::test]
 async fn the_passwordless_begin_looks_the_same_for_unknown_names_and_issues_nothing() {
+    // alice exists without a key, nobody does not exist: neither answer tells (the browser
+    // test compares with a user who has a key).
     let h = start().await;
     h.user("alice").await;
     let a = h

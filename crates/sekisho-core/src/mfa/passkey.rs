@@ -610,10 +610,17 @@ impl Auth {
 }
 
 /// The library's security-key flow hints "security-key"; the same flow registers platform
-/// passkeys here, so the browser is left to offer every kind of authenticator.
+/// passkeys here, so the browser is left to offer every kind of authenticator. It also asks
+/// (unenforced) for credProtect "user verification required", which browsers refuse next to
+/// user verification *preferred* — the policy that lets presence-only keys register — so that
+/// request goes too: what a key counts for is read from its flags, not from credProtect.
 fn without_hints(mut options: Value) -> Value {
     if let Some(pk) = options.get_mut("publicKey").and_then(Value::as_object_mut) {
         pk.remove("hints");
+        if let Some(ext) = pk.get_mut("extensions").and_then(Value::as_object_mut) {
+            ext.remove("credentialProtectionPolicy");
+            ext.remove("enforceCredentialProtectionPolicy");
+        }
     }
     options
 }
