@@ -43,3 +43,4 @@ export {
   type GenerationStore,
   type LockFn,
 } from './platform.js';
+export * from './passkeys.js';

@@ -373,6 +373,43 @@ fn auth_error(e: AuthError) -> (StatusCode, Value) {
             StatusCode::BAD_REQUEST,
             detail_code("No second factor is enrolled.", "mfa_not_enrolled"),
         ),
+        PasskeysDisabled => (
+            StatusCode::NOT_FOUND,
+            detail_code("Passkeys are not enabled.", "passkeys_disabled"),
+        ),
+        PasskeyCeremonyInvalid => (
+            unauthorized,
+            detail_code(
+                "The passkey ceremony is invalid or has expired.",
+                "passkey_ceremony_invalid",
+            ),
+        ),
+        PasskeyResponseMalformed => (
+            StatusCode::BAD_REQUEST,
+            json!({ "credential": ["Not a valid passkey response."] }),
+        ),
+        PasskeyRefused => (
+            unauthorized,
+            detail_code("The passkey was not accepted.", "passkey_refused"),
+        ),
+        PasskeyUserVerificationRequired => (
+            unauthorized,
+            detail_code(
+                "This passkey did not verify the user; sign in with a password first.",
+                "passkey_user_verification_required",
+            ),
+        ),
+        PasskeyAlreadyRegistered => (
+            StatusCode::CONFLICT,
+            detail_code(
+                "This passkey is already registered.",
+                "passkey_already_registered",
+            ),
+        ),
+        PasskeyNameInvalid => (
+            StatusCode::BAD_REQUEST,
+            json!({ "name": ["Enter a name of 1 to 64 printable characters."] }),
+        ),
         MfaStepUpRequired => (
             StatusCode::FORBIDDEN,
             detail_code(

@@ -86,6 +86,8 @@ pub struct Auth {
     pub(crate) mfa: Arc<dyn MfaStore>,
     pub(crate) mfa_keys: MfaKeys,
     pub(crate) mfa_settings: MfaSettings,
+    /// The WebAuthn relying party; `None` when `[webauthn]` is not configured.
+    pub(crate) passkeys: Option<crate::mfa::passkey::RelyingParty>,
     pub(crate) imports: Arc<dyn ImportStore>,
     pub(crate) tokens: TokenPolicy,
     /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
@@ -278,6 +280,8 @@ impl AuthBuilder {
             mfa: stores.mfa,
             mfa_keys,
             mfa_settings: MfaSettings::from(&config.mfa),
+            passkeys: crate::mfa::passkey::RelyingParty::from_config(&config.webauthn)
+                .map_err(ConfigError)?,
             imports: stores.imports,
             tokens,
             managed_keys,

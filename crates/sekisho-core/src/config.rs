@@ -26,6 +26,22 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub forward_auth: ForwardAuthConfig,
     pub mfa: MfaConfig,
+    pub webauthn: WebauthnConfig,
+}
+
+/// Passkeys (WebAuthn). Off unless `rp_id` and `origins` are set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebauthnConfig {
+    /// The relying party id keys are bound to: the site's domain (never an IP address).
+    /// Changing it orphans every registered key.
+    pub rp_id: Option<String>,
+    /// The name authenticators show; defaults to `rp_id`.
+    pub rp_name: Option<String>,
+    /// The exact origins (`scheme://host[:port]`) allowed to run ceremonies: no other port, no
+    /// subdomain.
+    #[serde(deserialize_with = "de::list")]
+    pub origins: Vec<String>,
 }
 
 /// Second factors (TOTP and recovery codes).
@@ -834,6 +850,9 @@ impl Config {
                 Dur(MAX_MFA_CHALLENGE_LIFETIME),
                 mfa.challenge_lifetime
             ));
+        }
+        if let Err(e) = crate::mfa::passkey::RelyingParty::from_config(&self.webauthn) {
+            return err(e);
         }
         if self.cache.ttl.0 > Duration::from_secs(1) {
             return err(

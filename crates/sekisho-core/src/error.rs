@@ -58,6 +58,26 @@ pub enum AuthError {
     MfaAlreadyEnrolled,
     #[error("no second factor enrolled")]
     MfaNotEnrolled,
+    /// `[webauthn]` is not configured.
+    #[error("passkeys are not enabled")]
+    PasskeysDisabled,
+    /// The passkey ceremony is unknown, expired, used, or of another kind or login.
+    #[error("passkey ceremony invalid or expired")]
+    PasskeyCeremonyInvalid,
+    /// The browser's answer is not a WebAuthn credential response.
+    #[error("passkey response malformed")]
+    PasskeyResponseMalformed,
+    /// The assertion or registration did not verify (wrong origin or RP, bad signature, an
+    /// unknown or regressed key).
+    #[error("passkey refused")]
+    PasskeyRefused,
+    /// The key proved presence only: one factor, not a login alone.
+    #[error("passkey without user verification")]
+    PasskeyUserVerificationRequired,
+    #[error("passkey already registered")]
+    PasskeyAlreadyRegistered,
+    #[error("passkey name invalid")]
+    PasskeyNameInvalid,
     /// The caller's login has no second factor recent enough for this action.
     #[error("recent second factor required")]
     MfaStepUpRequired,

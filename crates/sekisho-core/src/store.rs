@@ -10,6 +10,7 @@ use crate::authz::model::{
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
 use crate::import::{DjangoExport, Progress, StoreCounts};
+use crate::mfa::passkey::{CeremonyRecord, PasskeyRecord};
 use crate::mfa::{ChallengeRecord, TotpRecord};
 use crate::session::SessionRecord;
 use crate::token::managed::KeyRecord;
@@ -294,5 +295,26 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn challenge(&self, id_hash: &str) -> StoreResult<Option<ChallengeRecord>>;
     /// Deletes the challenge; false when it was already gone (used by a racing request).
     async fn consume_challenge(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Deletes expired challenges and passkey ceremonies.
     async fn purge_expired_challenges(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// The user's passkeys, oldest first.
+    async fn passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>>;
+    /// `Conflict` when the credential id is registered already (to anyone).
+    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()>;
+    /// false when the user has no such key.
+    async fn rename_passkey(&self, user: UserId, id: &str, name: &str) -> StoreResult<bool>;
+    async fn delete_passkey(&self, user: UserId, id: &str) -> StoreResult<bool>;
+    /// Records a use: the stored credential becomes `updated` if it is still `was` (a
+    /// compare-and-swap: of two racing uses of one counter value, one wins).
+    async fn use_passkey(
+        &self,
+        id: &str,
+        was: &str,
+        updated: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn create_ceremony(&self, ceremony: &CeremonyRecord) -> StoreResult<()>;
+    /// Deletes the ceremony and returns it: a ceremony is read once.
+    async fn take_ceremony(&self, id_hash: &str) -> StoreResult<Option<CeremonyRecord>>;
 }

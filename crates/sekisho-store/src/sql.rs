@@ -25,6 +25,7 @@ macro_rules! impl_sql_stores {
             FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest, Write, decide_rotation,
         };
         use sekisho_core::mfa::{ChallengeRecord, Flow, LoginMethod, Purpose, TotpRecord};
+        use sekisho_core::mfa::passkey::{CeremonyKind, CeremonyRecord, PasskeyRecord};
         use sekisho_core::session::SessionRecord;
         use sekisho_core::store::{
             AuditStore, AuthzStore, FamilyStore, KeyStore, MfaStore, SessionStore, StoreError,
@@ -1454,6 +1455,32 @@ macro_rules! impl_sql_stores {
             })
         }
 
+        fn passkey_from_row(r: &$row) -> PasskeyRecord {
+            PasskeyRecord {
+                id: r.get("id"),
+                user_id: r.get("user_id"),
+                credential_id: r.get("credential_id"),
+                name: r.get("name"),
+                credential: r.get("credential"),
+                user_verified: r.get("user_verified"),
+                created_at: Timestamp(r.get("created_at_ms")),
+                last_used_at: r.get::<Option<i64>, _>("last_used_at_ms").map(Timestamp),
+            }
+        }
+
+        /// A ceremony row; one of an unknown kind (written by a newer version) is none.
+        fn ceremony_from_row(r: &$row) -> Option<CeremonyRecord> {
+            Some(CeremonyRecord {
+                id_hash: r.get("id_hash"),
+                kind: CeremonyKind::parse(&r.get::<String, _>("kind"))?,
+                user_id: r.get("user_id"),
+                challenge_hash: r.get("challenge_hash"),
+                state: r.get("state"),
+                created_at: Timestamp(r.get("created_at_ms")),
+                expires_at: Timestamp(r.get("expires_at_ms")),
+            })
+        }
+
         impl $store {
             /// A user's recovery codes replaced by `hashes`, inside the caller's transaction
             /// (at confirmation, and when new codes are asked for).
@@ -1650,7 +1677,119 @@ macro_rules! impl_sql_stores {
                         .execute(&self.writer),
                 )
                 .await?;
-                Ok(r.rows_affected())
+                let c = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM mfa_passkey_ceremonies WHERE expires_at_ms <= $1")
+                        .bind(now.millis())
+                        .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() + c.rows_affected())
+            }
+
+            async fn passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>> {
+                let rows = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT * FROM mfa_passkeys WHERE user_id = $1 ORDER BY created_at_ms, id")
+                        .bind(user)
+                        .fetch_all(&self.pool),
+                )
+                .await?;
+                Ok(rows.iter().map(passkey_from_row).collect())
+            }
+
+            async fn add_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
+                bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO mfa_passkeys (id, user_id, credential_id, name, credential, user_verified, created_at_ms, last_used_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&p.id)
+                    .bind(p.user_id)
+                    .bind(&p.credential_id)
+                    .bind(&p.name)
+                    .bind(&p.credential)
+                    .bind(p.user_verified)
+                    .bind(p.created_at.millis())
+                    .bind(p.last_used_at.map(|t| t.millis()))
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn rename_passkey(&self, user: UserId, id: &str, name: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("UPDATE mfa_passkeys SET name = $1 WHERE user_id = $2 AND id = $3")
+                        .bind(name)
+                        .bind(user)
+                        .bind(id)
+                        .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn delete_passkey(&self, user: UserId, id: &str) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM mfa_passkeys WHERE user_id = $1 AND id = $2")
+                        .bind(user)
+                        .bind(id)
+                        .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn use_passkey(&self, id: &str, was: &str, updated: &str, now: Timestamp) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "UPDATE mfa_passkeys SET credential = $1, last_used_at_ms = $2
+                         WHERE id = $3 AND credential = $4",
+                    )
+                    .bind(updated)
+                    .bind(now.millis())
+                    .bind(id)
+                    .bind(was)
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn create_ceremony(&self, c: &CeremonyRecord) -> StoreResult<()> {
+                bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO mfa_passkey_ceremonies (id_hash, kind, user_id, challenge_hash, state, created_at_ms, expires_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&c.id_hash)
+                    .bind(c.kind.as_str())
+                    .bind(c.user_id)
+                    .bind(&c.challenge_hash)
+                    .bind(&c.state)
+                    .bind(c.created_at.millis())
+                    .bind(c.expires_at.millis())
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn take_ceremony(&self, id_hash: &str) -> StoreResult<Option<CeremonyRecord>> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query("DELETE FROM mfa_passkey_ceremonies WHERE id_hash = $1 RETURNING *")
+                        .bind(id_hash)
+                        .fetch_optional(&self.writer),
+                )
+                .await?;
+                Ok(row.as_ref().and_then(ceremony_from_row))
             }
         }
         }

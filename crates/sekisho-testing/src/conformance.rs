@@ -617,4 +617,127 @@ pub async fn mfa_store(users: &dyn UserStore, mfa: &dyn sekisho_core::store::Mfa
             >= 1
     );
     assert_eq!(mfa.challenge(&old.id_hash).await.unwrap(), None);
+    passkey_store(users, mfa).await;
+}
+
+/// Passkeys: a credential id registered once across users, rename and delete scoped to the
+/// owner, a use recorded only over the credential it read (compare-and-swap), ceremonies taken
+/// once and purged when expired.
+pub async fn passkey_store(users: &dyn UserStore, mfa: &dyn sekisho_core::store::MfaStore) {
+    use sekisho_core::mfa::Flow;
+    use sekisho_core::mfa::passkey::{CeremonyKind, CeremonyRecord, PasskeyRecord};
+    use sekisho_core::store::StoreError;
+    let uid = new_user(users).await;
+    let other = new_user(users).await;
+    let t = Timestamp::from_secs(T0);
+    assert_eq!(mfa.passkeys(uid).await.unwrap(), vec![]);
+    let key = PasskeyRecord {
+        id: hex128(),
+        user_id: uid,
+        credential_id: format!("cred-{}", hex128()),
+        name: "laptop".into(),
+        credential: "{\"counter\":1}".into(),
+        user_verified: true,
+        created_at: t,
+        last_used_at: None,
+    };
+    mfa.add_passkey(&key).await.unwrap();
+    let copy = PasskeyRecord {
+        id: hex128(),
+        user_id: other,
+        ..key.clone()
+    };
+    assert!(
+        matches!(mfa.add_passkey(&copy).await, Err(StoreError::Conflict(_))),
+        "a credential id belongs to one account"
+    );
+    let second = PasskeyRecord {
+        id: hex128(),
+        credential_id: format!("cred-{}", hex128()),
+        name: "usb key".into(),
+        user_verified: false,
+        created_at: Timestamp::from_secs(T0 + 1),
+        ..key.clone()
+    };
+    mfa.add_passkey(&second).await.unwrap();
+    assert_eq!(
+        mfa.passkeys(uid).await.unwrap(),
+        vec![key.clone(), second.clone()]
+    );
+    assert_eq!(mfa.passkeys(other).await.unwrap(), vec![]);
+
+    assert!(
+        !mfa.rename_passkey(other, &key.id, "mine").await.unwrap(),
+        "owner only"
+    );
+    assert!(
+        mfa.rename_passkey(uid, &key.id, "work laptop")
+            .await
+            .unwrap()
+    );
+    let used_at = Timestamp::from_secs(T0 + 10);
+    assert!(
+        mfa.use_passkey(&key.id, &key.credential, "{\"counter\":2}", used_at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !mfa.use_passkey(&key.id, &key.credential, "{\"counter\":2}", used_at)
+            .await
+            .unwrap(),
+        "a use over a stale read loses"
+    );
+    let now = mfa.passkeys(uid).await.unwrap();
+    assert_eq!(now[0].name, "work laptop");
+    assert_eq!(now[0].credential, "{\"counter\":2}");
+    assert_eq!(now[0].last_used_at, Some(used_at));
+    assert!(
+        !mfa.delete_passkey(other, &key.id).await.unwrap(),
+        "owner only"
+    );
+    assert!(mfa.delete_passkey(uid, &key.id).await.unwrap());
+    assert!(!mfa.delete_passkey(uid, &key.id).await.unwrap());
+    assert_eq!(mfa.passkeys(uid).await.unwrap(), vec![second]);
+
+    let c = CeremonyRecord {
+        id_hash: hex128() + &hex128(),
+        kind: CeremonyKind::SecondFactor(Flow::Session),
+        user_id: Some(uid),
+        challenge_hash: Some(hex128() + &hex128()),
+        state: "{\"ast\":{}}".into(),
+        created_at: t,
+        expires_at: Timestamp::from_secs(T0 + 300),
+    };
+    mfa.create_ceremony(&c).await.unwrap();
+    assert_eq!(
+        mfa.take_ceremony(&c.id_hash).await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(
+        mfa.take_ceremony(&c.id_hash).await.unwrap(),
+        None,
+        "taken once"
+    );
+    let anonymous = CeremonyRecord {
+        id_hash: hex128() + &hex128(),
+        kind: CeremonyKind::Login(Flow::Token),
+        user_id: None,
+        challenge_hash: None,
+        ..c.clone()
+    };
+    mfa.create_ceremony(&anonymous).await.unwrap();
+    let expired = CeremonyRecord {
+        id_hash: hex128() + &hex128(),
+        kind: CeremonyKind::Register,
+        ..anonymous.clone()
+    };
+    mfa.create_ceremony(&expired).await.unwrap();
+    assert!(
+        mfa.purge_expired_challenges(Timestamp::from_secs(T0 + 300))
+            .await
+            .unwrap()
+            >= 2
+    );
+    assert_eq!(mfa.take_ceremony(&expired.id_hash).await.unwrap(), None);
+    assert_eq!(mfa.take_ceremony(&anonymous.id_hash).await.unwrap(), None);
 }

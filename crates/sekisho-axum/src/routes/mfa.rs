@@ -47,6 +47,34 @@ fn presented_factor(input: &Input) -> Result<(FactorField, String), ApiError> {
     }
 }
 
+/// What a login's second step presents: a code, or a passkey answer to the ceremony begun for
+/// the challenge (`ceremony` and `credential`).
+enum Presented {
+    Code(FactorField, String),
+    Passkey(String, Value),
+}
+
+fn presented_login_factor(input: &Input) -> Result<Presented, ApiError> {
+    if input.0.contains_key("ceremony") || input.0.contains_key("credential") {
+        let [ceremony] = input.strings([("ceremony", Trim::Yes)])?;
+        let credential = super::passkey::credential_field(input)?;
+        return Ok(Presented::Passkey(ceremony, credential));
+    }
+    presented_factor(input).map(|(f, v)| Presented::Code(f, v))
+}
+
+impl Presented {
+    fn factor(&self) -> Factor<'_> {
+        match self {
+            Presented::Code(f, v) => factor(*f, v),
+            Presented::Passkey(c, cred) => Factor::Passkey {
+                ceremony: c,
+                credential: cred,
+            },
+        }
+    }
+}
+
 fn factor(field: FactorField, value: &str) -> Factor<'_> {
     match field {
         FactorField::Code => Factor::Totp(value),
@@ -89,6 +117,9 @@ pub async fn status(
         if s.recovery_codes_left > 0 {
             methods.push("recovery");
         }
+    }
+    if s.passkeys > 0 {
+        methods.push("passkey");
     }
     Ok(Json(json!({
         "totp": s.totp_confirmed,
@@ -229,19 +260,14 @@ pub async fn complete_session_login(
     csrf::enforce(&mut parts, &state, &binding)?;
     let input = Input::from_request(Request::from_parts(parts, body), &state).await?;
     let [challenge] = input.strings([("challenge", Trim::Yes)])?;
-    let (field, value) = presented_factor(&input)?;
+    let presented = presented_login_factor(&input)?;
     let device = Device {
         user_agent: meta.user_agent.clone(),
         ip: meta.client_ip.clone(),
     };
     let (s, codes) = state
         .auth
-        .login_session_second_factor(
-            &challenge,
-            factor(field, &value),
-            device,
-            previous.as_deref(),
-        )
+        .login_session_second_factor(&challenge, presented.factor(), device, previous.as_deref())
         .await?;
     let mut jar = Jar::new(&state.http, meta.secure);
     jar.set_session(&s.cookie, s.cookie_max_age);
@@ -259,11 +285,11 @@ pub async fn complete_token_login(
 ) -> Result<Response, ApiError> {
     let (mut parts, input) = parts_and_input(&state, req).await?;
     let [challenge] = input.strings([("challenge", Trim::Yes)])?;
-    let (field, value) = presented_factor(&input)?;
+    let presented = presented_login_factor(&input)?;
     let meta = request::meta(&mut parts, &state.http);
     let (pair, codes) = state
         .auth
-        .obtain_pair_second_factor(&challenge, factor(field, &value), &meta.client_ip)
+        .obtain_pair_second_factor(&challenge, presented.factor(), &meta.client_ip)
         .await?;
     if state.http.refresh_cookie.is_some() {
         let mut jar = Jar::new(&state.http, meta.secure);

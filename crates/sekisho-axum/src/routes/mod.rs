@@ -10,6 +10,7 @@ mod forward;
 mod me;
 mod mfa;
 mod ops;
+mod passkey;
 mod session;
 mod token;
 
@@ -22,7 +23,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::http::request::Parts;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
 /// The handlers of one documented path. Registration walks [`openapi::PATHS`], so a route
 /// cannot exist without its OpenAPI entry, nor an entry without its route.
@@ -48,6 +49,16 @@ fn endpoint(path: &str) -> MethodRouter<AppState> {
         "/api/auth/mfa/totp/disable/" => post(mfa::disable_totp),
         "/api/auth/mfa/recovery-codes/" => post(mfa::regenerate_recovery_codes),
         "/api/auth/mfa/step-up/" => post(mfa::step_up),
+        "/api/auth/mfa/passkeys/" => get(passkey::list),
+        "/api/auth/mfa/passkeys/register/begin/" => post(passkey::register_begin),
+        "/api/auth/mfa/passkeys/register/finish/" => post(passkey::register_finish),
+        "/api/auth/mfa/passkeys/{id}/" => patch(passkey::rename).delete(passkey::delete),
+        "/api/auth/login/passkey/begin/" => post(passkey::session_login_begin),
+        "/api/auth/login/passkey/" => post(passkey::session_login),
+        "/api/auth/login/mfa/passkey/" => post(passkey::session_challenge_begin),
+        "/api/token/passkey/begin/" => post(passkey::token_login_begin),
+        "/api/token/passkey/" => post(passkey::token_login),
+        "/api/token/mfa/passkey/" => post(passkey::token_challenge_begin),
         "/api/auth/check/" => get(forward::check),
         "/api/authz/check/" => post(authz::check),
         "/api/authz/list/" => post(authz::list),

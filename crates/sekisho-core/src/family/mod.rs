@@ -81,9 +81,27 @@ impl Auth {
             .pass_challenge(challenge, Flow::Token, factor, client_ip)
             .await?;
         let pair = self
-            .issue_pair_as(&passed.user, LoginMethod::second_factor(self.now()))
+            .issue_pair_as(&passed.user, LoginMethod::new(passed.factors, self.now()))
             .await?;
         Ok((pair, passed.recovery_codes))
+    }
+
+    /// `POST /api/token/passkey/`: a passwordless token login; the family starts only once
+    /// the assertion passed with user verification.
+    pub async fn obtain_pair_passkey(
+        &self,
+        ceremony: &str,
+        credential: &serde_json::Value,
+        client_ip: &str,
+    ) -> Result<TokenPair, AuthError> {
+        let user = self
+            .finish_passkey_login(ceremony, Flow::Token, credential, client_ip)
+            .await?;
+        self.issue_pair_as(
+            &user,
+            LoginMethod::new(crate::mfa::LoginFactors::Passkey, self.now()),
+        )
+        .await
     }
 
     /// A new family for a user who just proved their password, and its first token pair.

@@ -9,6 +9,7 @@
 //! wrong passwords do, and a password that checks out does not reset the account's count while
 //! a factor is still owed (else knowing the password would buy unlimited code guesses).
 
+pub mod passkey;
 pub mod recovery;
 mod step_up;
 pub mod totp;
@@ -99,55 +100,86 @@ pub struct ChallengeRecord {
     pub expires_at: Timestamp,
 }
 
+/// Which factors a login passed. One model: a password is one factor, a one-time code or a
+/// key that proved presence one more, and a passkey that verified the user (PIN, biometric)
+/// two by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginFactors {
+    /// `["pwd"]`.
+    Password,
+    /// A password and a TOTP or recovery code (both one-time passwords): `["pwd", "otp"]`.
+    PasswordAndOtp,
+    /// A password and a passkey assertion: `["pwd", "hwk"]`.
+    PasswordAndKey,
+    /// A passkey that verified the user, no password: `["hwk", "user", "mfa"]`.
+    Passkey,
+}
+
+impl LoginFactors {
+    /// RFC 8176 values.
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            LoginFactors::Password => &["pwd"],
+            LoginFactors::PasswordAndOtp => &["pwd", "otp"],
+            LoginFactors::PasswordAndKey => &["pwd", "hwk"],
+            LoginFactors::Passkey => &["hwk", "user", "mfa"],
+        }
+    }
+
+    /// Two factors or more.
+    pub fn multi_factor(self) -> bool {
+        !matches!(self, LoginFactors::Password)
+    }
+}
+
 /// How a login was authenticated, carried by its tokens (`amr`, `auth_time` claims) and its
 /// session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoginMethod {
-    /// A second factor (a TOTP or a recovery code — both one-time passwords) passed.
-    pub otp: bool,
+    pub factors: LoginFactors,
     /// When the login completed, Unix seconds.
     pub auth_time: i64,
 }
 
 impl LoginMethod {
-    pub fn password(at: Timestamp) -> Self {
+    pub fn new(factors: LoginFactors, at: Timestamp) -> Self {
         LoginMethod {
-            otp: false,
+            factors,
             auth_time: at.secs(),
         }
     }
 
+    pub fn password(at: Timestamp) -> Self {
+        Self::new(LoginFactors::Password, at)
+    }
+
+    /// A password and a one-time code.
     pub fn second_factor(at: Timestamp) -> Self {
-        LoginMethod {
-            otp: true,
-            auth_time: at.secs(),
-        }
+        Self::new(LoginFactors::PasswordAndOtp, at)
     }
 
     /// RFC 8176 values.
     pub fn amr(self) -> &'static [&'static str] {
-        if self.otp { &["pwd", "otp"] } else { &["pwd"] }
+        self.factors.amr()
     }
 
     /// Reads an `amr` list back; unknown lists are `None` (no claim about the login).
     pub fn from_amr<S: AsRef<str>>(amr: &[S], auth_time: i64) -> Option<Self> {
         let v: Vec<&str> = amr.iter().map(AsRef::as_ref).collect();
-        match v.as_slice() {
-            ["pwd"] => Some(LoginMethod {
-                otp: false,
-                auth_time,
-            }),
-            ["pwd", "otp"] => Some(LoginMethod {
-                otp: true,
-                auth_time,
-            }),
-            _ => None,
-        }
+        let factors = match v.as_slice() {
+            ["pwd"] => LoginFactors::Password,
+            ["pwd", "otp"] => LoginFactors::PasswordAndOtp,
+            ["pwd", "hwk"] => LoginFactors::PasswordAndKey,
+            ["hwk", "user", "mfa"] => LoginFactors::Passkey,
+            _ => return None,
+        };
+        Some(LoginMethod { factors, auth_time })
     }
 
-    /// Whether a second factor passed at most `within` before `now` (a step-up requirement).
+    /// Whether the login passed two factors at most `within` before `now` (a step-up
+    /// requirement).
     pub fn recent_second_factor(self, within: Duration, now: Timestamp) -> bool {
-        self.otp && now.secs() - self.auth_time <= within.as_secs() as i64
+        self.factors.multi_factor() && now.secs() - self.auth_time <= within.as_secs() as i64
     }
 }
 
@@ -188,12 +220,19 @@ impl std::fmt::Debug for MfaChallenge {
 pub enum Factor<'a> {
     Totp(&'a str),
     Recovery(&'a str),
+    /// A passkey assertion answering the ceremony begun for the challenge (login only).
+    Passkey {
+        ceremony: &'a str,
+        credential: &'a serde_json::Value,
+    },
 }
 
 /// A passed second step.
 #[derive(Clone, Debug)]
 pub struct Passed {
     pub user: User,
+    /// What the whole login passed.
+    pub factors: LoginFactors,
     /// The recovery codes of an enrolment this step confirmed (shown once).
     pub recovery_codes: Option<Vec<String>>,
 }
@@ -212,6 +251,8 @@ pub struct TotpEnrolment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MfaStatus {
     pub totp_confirmed: bool,
+    /// Registered passkeys (0 when passkeys are off).
+    pub passkeys: u64,
     /// An enrolment waits for its first code.
     pub totp_pending: bool,
     pub recovery_codes_left: u64,
@@ -252,8 +293,10 @@ impl From<&crate::config::MfaConfig> for MfaSettings {
     }
 }
 
-/// The methods a verify challenge offers.
+/// The methods a verify challenge offers: by what the user has.
 pub const METHODS: &[&str] = &["totp", "recovery"];
+const METHODS_WITH_PASSKEY: &[&str] = &["totp", "recovery", "passkey"];
+const PASSKEY_ONLY: &[&str] = &["passkey"];
 /// What an enrolment challenge offers.
 pub const ENROL_METHODS: &[&str] = &["totp"];
 
@@ -281,9 +324,14 @@ impl Auth {
         user: &User,
         flow: Flow,
     ) -> Result<(), AuthError> {
-        let totp = self.mfa.totp(user.id).await?;
+        let totp = self
+            .mfa
+            .totp(user.id)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some());
+        let passkey = self.has_passkey(user.id).await?;
         let purpose = match totp {
-            Some(t) if t.confirmed_at.is_some() => Purpose::Verify,
+            _ if totp || passkey => Purpose::Verify,
             _ if self.mfa_settings.required_for_staff && (user.is_staff || user.is_superuser) => {
                 Purpose::Enrol
             }
@@ -310,7 +358,11 @@ impl Auth {
         match purpose {
             Purpose::Verify => Err(AuthError::MfaRequired(MfaChallenge {
                 token,
-                methods: METHODS,
+                methods: match (totp, passkey) {
+                    (true, true) => METHODS_WITH_PASSKEY,
+                    (false, true) => PASSKEY_ONLY,
+                    _ => METHODS,
+                },
                 expires_in: lifetime,
             })),
             Purpose::Enrol => Err(AuthError::MfaEnrolmentRequired(MfaChallenge {
@@ -378,6 +430,8 @@ impl Auth {
                     .await?),
                 None => Ok(false),
             },
+            // Only a login challenge takes a passkey (see `pass_challenge`).
+            Factor::Passkey { .. } => Ok(false),
         }
     }
 
@@ -430,9 +484,20 @@ impl Auth {
         client_ip: &str,
     ) -> Result<Passed, AuthError> {
         let (rec, user) = self.live_challenge(token, flow).await?;
+        let mut factors = LoginFactors::PasswordAndOtp;
         let recovery_codes = match rec.purpose {
             Purpose::Verify => {
-                self.throttled_factor(&user, factor, client_ip).await?;
+                if let Factor::Passkey {
+                    ceremony,
+                    credential,
+                } = factor
+                {
+                    factors = self
+                        .passkey_second_factor(&rec, &user, ceremony, credential, client_ip)
+                        .await?;
+                } else {
+                    self.throttled_factor(&user, factor, client_ip).await?;
+                }
                 None
             }
             Purpose::Enrol => {
@@ -455,6 +520,7 @@ impl Auth {
         self.throttle.record_success(&throttle_name(&user));
         Ok(Passed {
             user: (*user).clone(),
+            factors,
             recovery_codes,
         })
     }
@@ -607,7 +673,7 @@ impl Auth {
         Ok(codes)
     }
 
-    async fn has_confirmed_totp(&self, user: UserId) -> Result<bool, AuthError> {
+    pub(crate) async fn has_confirmed_totp(&self, user: UserId) -> Result<bool, AuthError> {
         Ok(self
             .mfa
             .totp(user)
@@ -620,6 +686,11 @@ impl Auth {
         Ok(MfaStatus {
             totp_confirmed: totp.as_ref().is_some_and(|t| t.confirmed_at.is_some()),
             totp_pending: totp.as_ref().is_some_and(|t| t.confirmed_at.is_none()),
+            passkeys: if self.passkeys.is_some() {
+                self.mfa.passkeys(user.id).await?.len() as u64
+            } else {
+                0
+            },
             recovery_codes_left: self.mfa.recovery_codes_left(user.id).await?,
         })
     }
@@ -638,6 +709,19 @@ mod tests {
         assert_eq!(otp.amr(), ["pwd", "otp"]);
         assert_eq!(LoginMethod::from_amr(otp.amr(), otp.auth_time), Some(otp));
         assert_eq!(LoginMethod::from_amr(&["otp"], 1), None);
+        for f in [
+            LoginFactors::Password,
+            LoginFactors::PasswordAndOtp,
+            LoginFactors::PasswordAndKey,
+            LoginFactors::Passkey,
+        ] {
+            let m = LoginMethod::new(f, now);
+            assert_eq!(LoginMethod::from_amr(m.amr(), m.auth_time), Some(m));
+            assert_eq!(
+                m.recent_second_factor(Duration::from_secs(60), now),
+                f != LoginFactors::Password
+            );
+        }
         let later = now.plus(Duration::from_secs(900));
         assert!(otp.recent_second_factor(Duration::from_secs(900), later));
         assert!(!otp.recent_second_factor(Duration::from_secs(899), later));

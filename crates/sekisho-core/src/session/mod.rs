@@ -81,11 +81,28 @@ impl Auth {
         let passed = self
             .pass_challenge(challenge, Flow::Session, factor, &device.ip)
             .await?;
-        let login = LoginMethod::second_factor(self.now());
+        let login = LoginMethod::new(passed.factors, self.now());
         let session = self
             .start_session(passed.user, device, previous_cookie, login)
             .await?;
         Ok((session, passed.recovery_codes))
+    }
+
+    /// `POST /api/auth/login/passkey/`: a passwordless session login, created only once the
+    /// assertion passed with user verification.
+    pub async fn login_session_passkey(
+        &self,
+        ceremony: &str,
+        credential: &serde_json::Value,
+        device: Device,
+        previous_cookie: Option<&str>,
+    ) -> Result<NewSession, AuthError> {
+        let user = self
+            .finish_passkey_login(ceremony, Flow::Session, credential, &device.ip)
+            .await?;
+        let login = LoginMethod::new(crate::mfa::LoginFactors::Passkey, self.now());
+        self.start_session(user, device, previous_cookie, login)
+            .await
     }
 
     async fn start_session(

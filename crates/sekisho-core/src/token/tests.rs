@@ -41,7 +41,7 @@ fn claims(tt: TokenType) -> Claims {
         user_id: Some("7".into()),
         family: Some("fam".into()),
         login: Some(crate::mfa::LoginMethod {
-            otp: true,
+            factors: crate::mfa::LoginFactors::PasswordAndOtp,
             auth_time: NOW - 5,
         }),
     }
