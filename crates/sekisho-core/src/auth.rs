@@ -87,6 +87,8 @@ pub struct Auth {
     pub(crate) mfa_keys: MfaKeys,
     pub(crate) mfa_settings: MfaSettings,
     pub(crate) imports: Arc<dyn ImportStore>,
+    /// The Django deployment of a dual-run, when `django.*` is configured.
+    pub(crate) django: Option<crate::import::DjangoSessions>,
     pub(crate) tokens: TokenPolicy,
     /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
     pub(crate) managed_keys: Option<ManagedKeys>,
@@ -111,6 +113,7 @@ impl Auth {
             kek: None,
             csrf: None,
             mfa_secret: None,
+            django: None,
         }
     }
 
@@ -148,6 +151,7 @@ pub struct AuthBuilder {
     kek: Option<KeyEncryptionKey>,
     csrf: Option<CsrfKey>,
     mfa_secret: Option<zeroize::Zeroizing<Vec<u8>>>,
+    django: Option<Arc<dyn crate::store::DjangoSessionSource>>,
 }
 
 impl AuthBuilder {
@@ -156,6 +160,13 @@ impl AuthBuilder {
     /// from the CSRF key is used, so every instance sharing that secret shares this one too.
     pub fn mfa_secret(mut self, secret: &[u8]) -> Self {
         self.mfa_secret = Some(zeroize::Zeroizing::new(secret.to_vec()));
+        self
+    }
+
+    /// The Django database of a dual-run (`django.database_url`); its secrets come from
+    /// `django.secret_key` and `django.secret_key_fallbacks`.
+    pub fn django_sessions(mut self, source: Arc<dyn crate::store::DjangoSessionSource>) -> Self {
+        self.django = Some(source);
         self
     }
 
@@ -279,6 +290,26 @@ impl AuthBuilder {
             mfa_keys,
             mfa_settings: MfaSettings::from(&config.mfa),
             imports: stores.imports,
+            django: match (self.django, &config.django.secret_key) {
+                (Some(source), Some(key)) => Some(crate::import::DjangoSessions {
+                    source,
+                    secrets: crate::import::signing::DjangoSecrets::new(
+                        key.expose(),
+                        &config
+                            .django
+                            .secret_key_fallbacks
+                            .iter()
+                            .map(|s| s.expose().to_string())
+                            .collect::<Vec<_>>(),
+                    ),
+                }),
+                (Some(_), None) => {
+                    return Err(ConfigError(
+                        "django.secret_key: required to read Django's sessions".into(),
+                    ));
+                }
+                (None, _) => None,
+            },
             tokens,
             managed_keys,
             static_key_source: self.key_source,

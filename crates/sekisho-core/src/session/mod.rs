@@ -88,7 +88,7 @@ impl Auth {
         Ok((session, passed.recovery_codes))
     }
 
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         user: User,
         device: Device,
