@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """The end-to-end check of `sekisho import-django` (scripts/django_import.sh runs it in the
 pinned venv): a real Django 5.2 project is migrated and filled by `manage.py seed`, imported
-by the real binary from its SQLite file, and then used against `sekisho serve` on loopback.
+by the real binary from its SQLite file, and then used against `sekisho serve` on loopback,
+as a dual-run: browser sessions Django made (before and after the import) are taken over
+without a new login, Django's simplejwt tokens keep working, password hashes stay Django's
+until `import-django --finish`.
 
 Environment: SEKISHO_BIN (the binary), WORK (a scratch directory)."""
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -39,6 +44,9 @@ sekisho_env.update({
     "SEKISHO_DATABASE__URL": f"sqlite://{WORK}/sekisho/sekisho.db",
     # The Django project's SECRET_KEY signs its simplejwt tokens (SIGNING_KEY = SECRET_KEY).
     "SEKISHO_JWT__SIGNING_KEY": SECRET,
+    # The dual-run: Django's sessions, read live from its database, signed with SECRET_KEY.
+    "SEKISHO_DJANGO__DATABASE_URL": DJANGO_DB,
+    "SEKISHO_DJANGO__SECRET_KEY": SECRET,
     "SEKISHO_LOG": "warn",
 })
 
@@ -60,9 +68,23 @@ def counts(out, table):
     return None
 
 
+def django(*args):
+    return json.loads(manage("dualrun", *args))
+
+
+def django_hashes():
+    db = sqlite3.connect(DJANGO_DB)
+    try:
+        return dict(db.execute("SELECT username, password FROM auth_user"))
+    finally:
+        db.close()
+
+
 manage("migrate", "-v0")
 seed = json.loads(manage("seed"))
 ids = seed["ids"]
+# A browser logged in to Django before the move.
+alice_session = django("login", "alice", seed["passwords"]["alice"])["sessionid"]
 
 # --- the import ----------------------------------------------------------------------------
 dry = sekisho("import-django", "--from", DJANGO_DB, "--dry-run")
@@ -88,6 +110,15 @@ check("blacklisted token recorded",
 check("lookalike usernames reported",
       '"paypal" and "paypaI"' in run.stdout, run.stdout)
 
+check("the import starts the dual-run", "dual-run in progress since" in run.stdout, run.stdout)
+
+# Django keeps serving after the import: a new browser login, new tokens, a blacklisting.
+paypal_session = django("login", "paypal", seed["passwords"]["paypal"])["sessionid"]
+spare_session = django("login", "paypal", seed["passwords"]["paypal"])["sessionid"]
+minted = django("mint", "carol")
+doomed = django("mint", "dave")["refresh"]
+django("blacklist", doomed)
+
 groups = sekisho("group", "list").stdout
 check("clerks carry their Django permissions",
       any("clerks" in l and "shop.change_order,shop.view_order" in l for l in groups.splitlines()),
@@ -103,18 +134,59 @@ try:
             break
     assert base, "the server did not start"
 
-    def call(method, path, body=None, bearer=None):
+    def call(method, path, body=None, bearer=None, cookies=None, headers=None, full=False):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         if bearer:
             req.add_header("Authorization", f"Bearer {bearer}")
+        if cookies:
+            req.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()))
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"{}")
+                status, head, raw = r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            status, head, raw = e.code, e.headers, e.read()
+        body = json.loads(raw or b"{}")
+        if not full:
+            return status, body
+        jar = {}
+        for c in head.get_all("Set-Cookie") or []:
+            name, _, rest = c.partition("=")
+            jar[name.strip()] = rest.split(";", 1)[0]
+        return status, body, jar
+
+    # --- Django's browser sessions ----------------------------------------------------------
+    status, me, jar = call("GET", "/api/auth/me/", cookies={"sessionid": alice_session},
+                           full=True)
+    check("the sessionid Django set before the import is accepted, no new login",
+          status == 200 and me.get("id") == ids["alice"], (status, me))
+    new_session = jar.get("sessionid", "")
+    check("... exchanged for a fresh sekisho session and CSRF cookie",
+          len(new_session) == 64 and new_session != alice_session and jar.get("csrftoken"), jar)
+    own = {"sessionid": new_session, "csrftoken": jar.get("csrftoken", "")}
+    status, me = call("GET", "/api/auth/me/", cookies=own)
+    check("... which then works as a sekisho session", status == 200
+          and me.get("username") == "alice", me)
+    status, me = call("PATCH", "/api/auth/me/", {"first_name": "Alice"}, cookies=own,
+                      headers={"X-CSRFToken": own["csrftoken"]})
+    check("... CSRF token included", status == 200 and me.get("first_name") == "Alice", me)
+    status, _ = call("GET", "/api/auth/me/", cookies={"sessionid": alice_session})
+    check("the Django session key is accepted once (a replay is refused)", status == 401)
+    status, me = call("GET", "/api/auth/me/", cookies={"sessionid": paypal_session})
+    check("a Django session made after the import is accepted too",
+          status == 200 and me.get("id") == ids["paypal"], me)
+
+    # --- simplejwt tokens Django minted after the import --------------------------------------
+    status, me = call("GET", "/api/auth/me/", bearer=minted["access"])
+    check("an access token Django minted after the import works", status == 200
+          and me.get("id") == ids["carol"], me)
+    status, body = call("POST", "/api/token/refresh/", {"refresh": minted["refresh"]})
+    check("a refresh token Django minted after the import refreshes",
+          status == 200 and "access" in body, body)
 
     for name, password in seed["passwords"].items():
         status, body = call("POST", "/api/token/", {"username": name, "password": password})
@@ -157,26 +229,72 @@ try:
     status, me = call("GET", "/api/auth/me/", bearer=body.get("access"))
     check("the superuser stays one", me.get("is_superuser") is True and me.get("is_staff") is True,
           me)
+
+    # --- hashes stay Django's during the dual-run -------------------------------------------
+    def sekisho_hashes():
+        stored = sqlite3.connect(f"{WORK}/sekisho/sekisho.db")
+        try:
+            return dict(stored.execute("SELECT username, password FROM users"))
+        finally:
+            stored.close()
+
+    hashes, theirs = sekisho_hashes(), django_hashes()
+    for name in seed["passwords"]:
+        check(f"{name}'s hash stays Django's after the logins (dual-run)",
+              hashes.get(name) == theirs.get(name), hashes.get(name, "")[:20])
+
+    # --- a re-run: what Django changed since comes over, the blacklisting included ----------
+    again = sekisho("import-django", "--from", DJANGO_DB)
+    check("re-run exits 0", again.returncode == 0, again.stderr)
+    for table in ("auth_group", "auth_permission", "auth_user_groups",
+                  "auth_group_permissions", "guardian_*objectpermission"):
+        c = counts(again.stdout, table)
+        check(f"re-run: {table} unchanged", c is not None and c[0] == c[1] == c[3] == 0,
+              again.stdout)
+    # paypal logged in to Django after the import (last_login moved): the only update.
+    check("re-run: auth_user only brings paypal's Django login over",
+          counts(again.stdout, "auth_user") == [0, 1, len(ids) - 1, 0], again.stdout)
+    check("re-run: the token Django blacklisted after the import is recorded",
+          (counts(again.stdout, "token_blacklist_blacklistedtoken") or [0])[0] == 1,
+          again.stdout)
+    time.sleep(0.5)  # the server's read cache (cache.ttl, 250 ms) sees the re-run
+    status, body = call("POST", "/api/token/refresh/", {"refresh": doomed})
+    check("a token Django blacklisted after the import is refused once the import re-ran",
+          status == 401 and body.get("detail") == "Token is blacklisted", body)
+
+    # --- the end of the dual-run ------------------------------------------------------------
+    dry = sekisho("import-django", "--finish", "--dry-run")
+    check("--finish --dry-run says what would change",
+          dry.returncode == 0 and dry.stdout.startswith("dry run: --finish would end"),
+          (dry.stdout, dry.stderr))
+    done = sekisho("import-django", "--finish")
+    check("--finish ends the dual-run in one line",
+          done.returncode == 0 and done.stdout.startswith("finished the dual-run")
+          and len(done.stdout.strip().splitlines()) == 1, (done.stdout, done.stderr))
+    status, _ = call("GET", "/api/auth/me/", cookies={"sessionid": spare_session})
+    check("after --finish no Django session is exchanged", status == 401)
+    for name, password in seed["passwords"].items():
+        status, _ = call("POST", "/api/token/", {"username": name, "password": password})
+        check(f"{name} logs in after --finish", status == 200)
+    hashes = sekisho_hashes()
+    for name in seed["passwords"]:
+        check(f"{name}'s hash was rewritten to Argon2id at the first login after --finish",
+              hashes.get(name, "").startswith("argon2$argon2id$"), hashes.get(name, "")[:20])
 finally:
     server.terminate()
     server.wait(timeout=10)
 
-import sqlite3  # noqa: E402
-
-stored = sqlite3.connect(f"{WORK}/sekisho/sekisho.db")
-hashes = dict(stored.execute("SELECT username, password FROM users"))
-stored.close()
-for name in seed["passwords"]:
-    check(f"{name}'s hash was rewritten to Argon2id at login",
-          hashes.get(name, "").startswith("argon2$argon2id$"), hashes.get(name, "")[:20])
-
-# --- a re-run after the logins (which upgraded every hash) changes nothing ----------------
+# --- a re-run after the upgrades changes nothing --------------------------------------------
 again = sekisho("import-django", "--from", DJANGO_DB)
 check("re-run exits 0", again.returncode == 0, again.stderr)
 for table in ("auth_user", "auth_group", "auth_permission", "auth_user_groups",
               "auth_group_permissions", "guardian_*objectpermission"):
     c = counts(again.stdout, table)
     check(f"re-run: {table} unchanged", c is not None and c[0] == c[1] == c[3] == 0, again.stdout)
+check("re-run after --finish: the upgraded hashes are kept",
+      sqlite3.connect(f"{WORK}/sekisho/sekisho.db").execute(
+          "SELECT password FROM users WHERE username = 'alice'").fetchone()[0]
+      .startswith("argon2$argon2id$"))
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

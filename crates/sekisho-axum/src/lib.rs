@@ -66,7 +66,13 @@ pub fn app(state: AppState, static_dir: Option<PathBuf>) -> Router {
 /// the operations one answers JSON 404s beyond its few paths.
 pub fn app_for(state: AppState, static_dir: Option<PathBuf>, listener: Listener) -> Router {
     let static_dir = static_dir.filter(|_| listener != Listener::Ops);
-    let app = Router::new().merge(router_for(state.clone(), listener));
+    let mut app = Router::new().merge(router_for(state.clone(), listener));
+    if state.auth.exchanges_django_sessions() {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::exchange::layer,
+        ));
+    }
     let app = match static_dir {
         Some(dir) => app.fallback_service(
             Router::new()

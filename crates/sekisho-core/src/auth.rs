@@ -89,6 +89,8 @@ pub struct Auth {
     /// The WebAuthn relying party; `None` when `[webauthn]` is not configured.
     pub(crate) passkeys: Option<crate::mfa::passkey::RelyingParty>,
     pub(crate) imports: Arc<dyn ImportStore>,
+    /// The Django deployment of a dual-run, when `django.*` is configured.
+    pub(crate) django: Option<crate::import::DjangoSessions>,
     pub(crate) tokens: TokenPolicy,
     /// Keys kept in the database and rotated; `None` with a configured secret or PEM file.
     pub(crate) managed_keys: Option<ManagedKeys>,
@@ -113,6 +115,7 @@ impl Auth {
             kek: None,
             csrf: None,
             mfa_secret: None,
+            django: None,
         }
     }
 
@@ -150,6 +153,7 @@ pub struct AuthBuilder {
     kek: Option<KeyEncryptionKey>,
     csrf: Option<CsrfKey>,
     mfa_secret: Option<zeroize::Zeroizing<Vec<u8>>>,
+    django: Option<Arc<dyn crate::store::DjangoSessionSource>>,
 }
 
 impl AuthBuilder {
@@ -158,6 +162,13 @@ impl AuthBuilder {
     /// from the CSRF key is used, so every instance sharing that secret shares this one too.
     pub fn mfa_secret(mut self, secret: &[u8]) -> Self {
         self.mfa_secret = Some(zeroize::Zeroizing::new(secret.to_vec()));
+        self
+    }
+
+    /// The Django database of a dual-run (`django.database_url`); its secrets come from
+    /// `django.secret_key` and `django.secret_key_fallbacks`.
+    pub fn django_sessions(mut self, source: Arc<dyn crate::store::DjangoSessionSource>) -> Self {
+        self.django = Some(source);
         self
     }
 
@@ -283,6 +294,26 @@ impl AuthBuilder {
             passkeys: crate::mfa::passkey::RelyingParty::from_config(&config.webauthn)
                 .map_err(ConfigError)?,
             imports: stores.imports,
+            django: match (self.django, &config.django.secret_key) {
+                (Some(source), Some(key)) => Some(crate::import::DjangoSessions {
+                    source,
+                    secrets: crate::import::signing::DjangoSecrets::new(
+                        key.expose(),
+                        &config
+                            .django
+                            .secret_key_fallbacks
+                            .iter()
+                            .map(|s| s.expose().to_string())
+                            .collect::<Vec<_>>(),
+                    ),
+                }),
+                (Some(_), None) => {
+                    return Err(ConfigError(
+                        "django.secret_key: required to read Django's sessions".into(),
+                    ));
+                }
+                (None, _) => None,
+            },
             tokens,
             managed_keys,
             static_key_source: self.key_source,

@@ -27,6 +27,7 @@ pub struct Config {
     pub forward_auth: ForwardAuthConfig,
     pub mfa: MfaConfig,
     pub webauthn: WebauthnConfig,
+    pub django: DjangoConfig,
 }
 
 /// Passkeys (WebAuthn). Off unless `rp_id` and `origins` are set.
@@ -42,6 +43,22 @@ pub struct WebauthnConfig {
     /// subdomain.
     #[serde(deserialize_with = "de::list")]
     pub origins: Vec<String>,
+}
+
+/// The Django deployment of a dual-run (see the README's cut-over procedure): while it is set
+/// and the dual-run an import started is in progress, a live Django `sessionid` is exchanged
+/// once for a sekisho session.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DjangoConfig {
+    /// Django's database (as `import-django --from`), read live and read-only: sessions Django
+    /// creates after the import are exchanged too.
+    pub database_url: Option<String>,
+    /// Django's `SECRET_KEY`, which signs its session data.
+    pub secret_key: Option<Secret>,
+    /// Django's `SECRET_KEY_FALLBACKS`.
+    #[serde(deserialize_with = "de::secrets")]
+    pub secret_key_fallbacks: Vec<Secret>,
 }
 
 /// Second factors (TOTP and recovery codes).
@@ -595,6 +612,10 @@ mod de {
     }
 
     /// A list, or (from the environment) a comma-separated string.
+    pub fn secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<super::Secret>, D::Error> {
+        Ok(list(d)?.into_iter().map(super::Secret::new).collect())
+    }
+
     pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         match Scalar::deserialize(d)? {
             Scalar::List(items) => items
@@ -834,6 +855,25 @@ impl Config {
                 jwt.user_id_claim
             ));
         }
+        let dj = &self.django;
+        match (&dj.database_url, &dj.secret_key) {
+            (Some(_), Some(k)) if k.expose().is_empty() => {
+                return err("django.secret_key: must not be empty".into());
+            }
+            (Some(_), None) => {
+                return err(
+                    "django.secret_key: required with django.database_url (Django's SECRET_KEY signs its sessions)"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return err(
+                    "django.database_url: required with django.secret_key (the database the sessions are read from)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
         let mfa = &self.mfa;
         if mfa.issuer.trim().is_empty()
             || mfa.issuer.len() > 64
@@ -938,6 +978,7 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = mask_url(&shown.database.url);
         shown.sessions.store = mask_url(&shown.sessions.store);
+        shown.django.database_url = shown.django.database_url.as_deref().map(mask_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }

@@ -9,7 +9,7 @@ use crate::authz::model::{
 };
 use crate::clock::Timestamp;
 use crate::family::{FamilyRecord, RevokeOutcome, RotateOutcome, RotateRequest};
-use crate::import::{DjangoExport, Progress, StoreCounts};
+use crate::import::{DjangoExport, DualRun, Progress, StoreCounts};
 use crate::mfa::passkey::{CeremonyRecord, PasskeyRecord};
 use crate::mfa::{ChallengeRecord, TotpRecord};
 use crate::session::SessionRecord;
@@ -249,6 +249,51 @@ pub trait ImportStore: Send + Sync + 'static {
         dry_run: bool,
         progress: Progress<'_>,
     ) -> StoreResult<StoreCounts>;
+    /// Where the dual-run with Django stands (see [`crate::import::dualrun`]). The import
+    /// starts it (in its transaction); only [`ImportStore::finish_dual_run`] ends it.
+    async fn dual_run(&self) -> StoreResult<DualRun>;
+    /// Ends a dual-run in progress and forgets the exchanged Django session keys (none is
+    /// accepted any more); false when none was in progress.
+    async fn finish_dual_run(&self, now: Timestamp) -> StoreResult<bool>;
+    /// How many Django session keys were exchanged so far.
+    async fn exchanged_django_sessions(&self) -> StoreResult<u64>;
+    /// The password hash and active flag of a user who came from Django (`None` for a user
+    /// created in sekisho or never imported).
+    async fn imported_credentials(
+        &self,
+        id: UserId,
+    ) -> StoreResult<Option<crate::account::Credentials>>;
+    /// Records a Django session key (its hash) as exchanged, unless it already is: false
+    /// then. One conditional insert, so two racing requests cannot both exchange one key.
+    async fn claim_django_session(
+        &self,
+        key_hash: &str,
+        user: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
+/// One row of Django's `django_session`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DjangoSessionRow {
+    pub session_data: String,
+    pub expire_date: Timestamp,
+}
+
+/// A user as Django's `auth_user` holds it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DjangoAccount {
+    pub password: String,
+    pub is_active: bool,
+}
+
+/// The Django database of a dual-run, read live (read-only): sessions Django creates after the
+/// import are exchanged too, and Django's current password hash is checked as Django checks it.
+#[async_trait]
+pub trait DjangoSessionSource: Send + Sync + 'static {
+    async fn django_session(&self, key: &str) -> StoreResult<Option<DjangoSessionRow>>;
+    async fn django_account(&self, id: UserId) -> StoreResult<Option<DjangoAccount>>;
 }
 
 /// The append-only record of administrative actions.

@@ -431,6 +431,39 @@ impl ImportStore for CachedImports {
         }
         r
     }
+
+    // The dual-run state and the exchange are read fresh: `--finish` on one instance must
+    // hold on every other at once.
+    async fn dual_run(&self) -> StoreResult<sekisho_core::import::DualRun> {
+        self.inner.dual_run().await
+    }
+
+    async fn finish_dual_run(&self, now: Timestamp) -> StoreResult<bool> {
+        self.inner.finish_dual_run(now).await
+    }
+
+    async fn exchanged_django_sessions(&self) -> StoreResult<u64> {
+        self.inner.exchanged_django_sessions().await
+    }
+
+    async fn imported_credentials(
+        &self,
+        id: UserId,
+    ) -> StoreResult<Option<sekisho_core::account::Credentials>> {
+        self.inner.imported_credentials(id).await
+    }
+
+    async fn claim_django_session(
+        &self,
+        key_hash: &str,
+        user: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.inner
+            .claim_django_session(key_hash, user, now, expires_at)
+            .await
+    }
 }
 
 /// Sessions by id hash, cached; deletions and renewals through this store invalidate.

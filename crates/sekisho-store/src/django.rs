@@ -14,6 +14,7 @@ use sekisho_core::import::{
     DjangoExport, DjangoGroup, DjangoObjectGrant, DjangoPermission, DjangoPrincipal, DjangoToken,
     DjangoUser, Progress,
 };
+use sekisho_core::store::{DjangoAccount, DjangoSessionRow, DjangoSessionSource, StoreResult};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
 use std::path::PathBuf;
@@ -124,6 +125,24 @@ impl DjangoSource {
     /// Opens `from`: `postgres://…` / `postgresql://…`, `sqlite://path`, `sqlite:path`, or a
     /// path to an SQLite file (which must exist: a typo must not read as an empty project).
     pub async fn open(from: &str, timeout: Duration) -> Result<DjangoSource, SourceError> {
+        Self::connect(from, timeout, 1, false).await
+    }
+
+    /// `from` for a server's dual-run (`django.database_url`): a few connections, opened when
+    /// first needed, so a Django database that is down costs only the requests that need it.
+    pub async fn open_live(from: &str, timeout: Duration) -> Result<LiveDjango, SourceError> {
+        Ok(LiveDjango {
+            source: Self::connect(from, timeout, 4, true).await?,
+            deadline: timeout,
+        })
+    }
+
+    async fn connect(
+        from: &str,
+        timeout: Duration,
+        max: u32,
+        lazy: bool,
+    ) -> Result<DjangoSource, SourceError> {
         let url = mask_url(from);
         let unreachable = |e: sqlx::Error| SourceError::Unreachable {
             url: url.clone(),
@@ -134,11 +153,13 @@ impl DjangoSource {
                 .map_err(|e| SourceError::BadUrl(format!("{url}: {e}")))?
                 .application_name("sekisho import-django");
             let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(timeout)
-                .connect_with(opts)
-                .await
-                .map_err(unreachable)?;
+                .max_connections(max)
+                .acquire_timeout(timeout);
+            let pool = if lazy {
+                pool.connect_lazy_with(opts)
+            } else {
+                pool.connect_with(opts).await.map_err(unreachable)?
+            };
             return Ok(DjangoSource::Postgres { pool, url });
         }
         let path = match from
@@ -162,11 +183,13 @@ impl DjangoSource {
         }
         let opts = SqliteConnectOptions::new().filename(&path).read_only(true);
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(timeout)
-            .connect_with(opts)
-            .await
-            .map_err(unreachable)?;
+            .max_connections(max)
+            .acquire_timeout(timeout);
+        let pool = if lazy {
+            pool.connect_lazy_with(opts)
+        } else {
+            pool.connect_with(opts).await.map_err(unreachable)?
+        };
         Ok(DjangoSource::Sqlite { pool, url })
     }
 
@@ -383,6 +406,70 @@ impl DjangoSource {
             object_grants,
             tokens,
         })
+    }
+}
+
+/// A Django database read live during a dual-run: its sessions and its users' current password
+/// hashes, each read under the deadline (a slow or dead database is an outage: 503).
+pub struct LiveDjango {
+    source: DjangoSource,
+    deadline: Duration,
+}
+
+/// Runs `$sql` with one bound `$arg` on whichever engine, under the deadline, mapping the
+/// optional row with `|$r| $body`.
+macro_rules! live_row {
+    ($live:expr, $sql:expr, $arg:expr, |$r:ident| $body:expr) => {{
+        let sql = AssertSqlSafe($sql);
+        match &$live.source {
+            DjangoSource::Sqlite { pool, .. } => {
+                crate::bounded($live.deadline, async {
+                    let row = sqlx::query(sql).bind($arg).fetch_optional(pool).await?;
+                    row.map(|$r| -> Result<_, sqlx::Error> { Ok($body) })
+                        .transpose()
+                })
+                .await
+            }
+            DjangoSource::Postgres { pool, .. } => {
+                crate::bounded($live.deadline, async {
+                    let row = sqlx::query(sql).bind($arg).fetch_optional(pool).await?;
+                    row.map(|$r| -> Result<_, sqlx::Error> { Ok($body) })
+                        .transpose()
+                })
+                .await
+            }
+        }
+    }};
+}
+
+#[async_trait::async_trait]
+impl DjangoSessionSource for LiveDjango {
+    async fn django_session(&self, key: &str) -> StoreResult<Option<DjangoSessionRow>> {
+        let sq = self.source.is_sqlite();
+        live_row!(
+            self,
+            format!(
+                "SELECT session_data, {} AS expire_ms FROM django_session WHERE session_key = $1",
+                millis(sq, "expire_date")
+            ),
+            key,
+            |r| DjangoSessionRow {
+                session_data: r.try_get("session_data")?,
+                expire_date: Timestamp(r.try_get("expire_ms")?),
+            }
+        )
+    }
+
+    async fn django_account(&self, id: UserId) -> StoreResult<Option<DjangoAccount>> {
+        live_row!(
+            self,
+            "SELECT password, is_active FROM auth_user WHERE id = $1".to_string(),
+            id,
+            |r| DjangoAccount {
+                password: r.try_get("password")?,
+                is_active: r.try_get("is_active")?,
+            }
+        )
     }
 }
 

@@ -1330,6 +1330,13 @@ macro_rules! impl_sql_stores {
                         }
                     }
 
+                    // The first import starts the dual-run; a later one never restarts it.
+                    sqlx::query(
+                        "INSERT INTO django_dual_run (id, started_at_ms) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
                     if dry_run {
                         tx.rollback().await?;
                     } else {
@@ -1338,6 +1345,85 @@ macro_rules! impl_sql_stores {
                     Ok::<_, sqlx::Error>(c)
                 };
                 work.await.map_err($crate::map_sqlx)
+            }
+
+            async fn dual_run(&self) -> StoreResult<sekisho_core::import::DualRun> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query("SELECT started_at_ms, finished_at_ms FROM django_dual_run WHERE id = 1")
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(row.map_or_else(Default::default, |r| sekisho_core::import::DualRun {
+                    started_at: Some(Timestamp(r.get("started_at_ms"))),
+                    finished_at: r.get::<Option<i64>, _>("finished_at_ms").map(Timestamp),
+                }))
+            }
+
+            async fn finish_dual_run(&self, now: Timestamp) -> StoreResult<bool> {
+                let work = async {
+                    let mut tx = self.writer.begin_with($begin).await?;
+                    let r = sqlx::query(
+                        "UPDATE django_dual_run SET finished_at_ms = $1 WHERE id = 1 AND finished_at_ms IS NULL",
+                    )
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM django_exchanged_sessions").execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(r.rows_affected() == 1)
+                };
+                bounded(self.deadline, work).await
+            }
+
+            async fn exchanged_django_sessions(&self) -> StoreResult<u64> {
+                let n: i64 = bounded(
+                    self.deadline,
+                    sqlx::query_scalar("SELECT COUNT(*) FROM django_exchanged_sessions").fetch_one(&self.pool),
+                )
+                .await?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn imported_credentials(&self, id: UserId) -> StoreResult<Option<Credentials>> {
+                let row = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "SELECT u.id, u.password, u.is_active FROM users u
+                         JOIN django_imported_users d ON d.user_id = u.id WHERE u.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool),
+                )
+                .await?;
+                Ok(row.map(|r| Credentials {
+                    id: r.get("id"),
+                    password_hash: r.get("password"),
+                    is_active: r.get("is_active"),
+                }))
+            }
+
+            async fn claim_django_session(
+                &self,
+                key_hash: &str,
+                user: UserId,
+                now: Timestamp,
+                expires_at: Timestamp,
+            ) -> StoreResult<bool> {
+                let r = bounded(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO django_exchanged_sessions (key_hash, user_id, exchanged_at_ms, expires_at_ms)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (key_hash) DO NOTHING",
+                    )
+                    .bind(key_hash)
+                    .bind(user)
+                    .bind(now.millis())
+                    .bind(expires_at.millis())
+                    .execute(&self.writer),
+                )
+                .await?;
+                Ok(r.rows_affected() == 1)
             }
         }
 

@@ -36,6 +36,12 @@ pub async fn build_auth(config: &Config) -> Result<Arc<Auth>> {
     let keys = crate::keys::load_or_create(config)?;
     let stores = open_stores(config).await?;
     let mut builder = Auth::builder(config).stores(stores).csrf_key(keys.csrf);
+    if let Some(url) = &config.django.database_url {
+        let live = sekisho_store::django::DjangoSource::open_live(url, config.database.timeout.0)
+            .await
+            .map_err(|e| anyhow::anyhow!("django.database_url: {e}"))?;
+        builder = builder.django_sessions(Arc::new(live));
+    }
     if let Some(secret) = &keys.mfa {
         builder = builder.mfa_secret(secret);
     }

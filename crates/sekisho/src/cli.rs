@@ -69,17 +69,25 @@ enum Command {
     /// and skipped. Groups match by name, permissions by app_label.codename. Safe to re-run:
     /// only what Django changed since the last run is written (a user Django did not change
     /// keeps what sekisho has, e.g. a password already upgraded at login). Passwords are
-    /// upgraded to Argon2id at each user's next login. Everything but the blacklisted tokens is
-    /// one transaction.
+    /// upgraded to Argon2id at each user's next login once the dual-run is finished. Everything
+    /// but the blacklisted tokens is one transaction.
+    ///
+    /// The first import starts a dual-run: while Django still serves traffic, password hashes
+    /// are kept as Django stored them and (with django.database_url and django.secret_key) a
+    /// live Django sessionid is exchanged once for a sekisho session. `--finish` ends it.
     #[command(name = "import-django")]
     ImportDjango {
         /// The Django database: a path to its SQLite file, sqlite://PATH, or
         /// postgres://USER@HOST/DB (a password may come from PGPASSWORD instead of the URL).
-        #[arg(long, value_name = "URL")]
-        from: String,
+        #[arg(long, value_name = "URL", required_unless_present = "finish")]
+        from: Option<String>,
         /// Read and report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// End the dual-run: password hashes are upgraded at each user's next login again and
+        /// Django sessions are no longer exchanged.
+        #[arg(long, conflicts_with = "from")]
+        finish: bool,
     },
 }
 
@@ -285,7 +293,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Perm { command } => perm(config, command).await,
         Command::Audit { command } => audit(config, command).await,
         Command::Keys { command } => keys(config, command).await,
-        Command::ImportDjango { from, dry_run } => import_django(config, &from, dry_run).await,
+        Command::ImportDjango {
+            from,
+            dry_run,
+            finish,
+        } => match from {
+            Some(from) if !finish => import_django(config, &from, dry_run).await,
+            _ => finish_dual_run(config, dry_run).await,
+        },
     }
 }
 
@@ -301,6 +316,34 @@ async fn import_django(config: sekisho_core::Config, from: &str, dry_run: bool) 
     let auth = crate::app::build_auth(&config).await?;
     let report = auth.import_django(&export, dry_run, &progress).await?;
     print_import_report(source.url(), &report, guardian, blacklist);
+    Ok(())
+}
+
+async fn finish_dual_run(config: sekisho_core::Config, dry_run: bool) -> Result<()> {
+    use sekisho_core::import::FinishOutcome;
+    let auth = crate::app::build_auth(&config).await?;
+    match auth.finish_dual_run(dry_run).await? {
+        FinishOutcome::NotStarted => {
+            bail!("no dual-run to finish: import-django --from URL has not run here")
+        }
+        FinishOutcome::AlreadyFinished(at) => {
+            println!(
+                "the dual-run already finished at {}: nothing to do",
+                utc(at.millis())
+            );
+        }
+        FinishOutcome::Finished { was, exchanged } => {
+            let since = was.started_at.map_or("-".into(), |t| utc(t.millis()));
+            let what = format!(
+                "the dual-run with Django (since {since}): password hashes are upgraded at each user's next login, Django sessions are no longer exchanged ({exchanged} exchanged keys forgotten)"
+            );
+            if dry_run {
+                println!("dry run: --finish would end {what}; nothing was written");
+            } else {
+                println!("finished {what}");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -345,6 +388,16 @@ fn print_import_report(
     }
     for c in &s.conflicts {
         println!("skipped user: {c}");
+    }
+    match (r.dual_run.in_progress(), r.dual_run.started_at) {
+        (true, Some(t)) => println!(
+            "dual-run in progress since {}: password hashes stay Django's until `import-django --finish`",
+            utc(t.millis())
+        ),
+        (false, None) => println!(
+            "dual-run: would start (password hashes stay Django's until `import-django --finish`)"
+        ),
+        _ => println!("dual-run: finished; password hashes are upgraded at login"),
     }
     for (a, b) in &s.lookalikes {
         println!("lookalike usernames (both imported, as in Django): {a:?} and {b:?}");

@@ -366,6 +366,22 @@ async fn every_hash_format_logs_in_with_its_django_id_groups_and_grants() {
         [0, 0, 0, 0]
     );
 
+    // During the dual-run every format logs in and its hash stays Django's.
+    assert!(out.contains("dual-run in progress since"), "{out}");
+    for (v, u) in vectors.iter().zip(&users) {
+        let r = s
+            .post_json(
+                "/api/token/",
+                json!({"username": u.username, "password": v.password}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{} must log in: {}", v.hasher, r.body);
+        let held = stored_hash(&s, &u.username).await.unwrap();
+        assert_eq!(held, v.encoded, "{}: no rehash before --finish", v.hasher);
+    }
+    let finished = assert_success(&s.cli(&["import-django", "--finish"], ""));
+    assert!(finished.starts_with("finished the dual-run"), "{finished}");
+
     for (v, u) in vectors.iter().zip(&users) {
         let stored = stored_hash(&s, &u.username).await.unwrap();
         assert_eq!(stored, v.encoded, "imported as stored");
@@ -651,6 +667,63 @@ async fn simplejwt_tokens_keep_their_user_and_the_blacklist_holds() {
         counts(&again, "token_blacklist_blacklistedtoken"),
         [0, 0, 1, 1]
     );
+
+    // Tokens Django mints after the import work too: nothing about them was imported.
+    let later_jti = "9".repeat(32);
+    let later = django_token("refresh", 42, &later_jti, exp);
+    let r = s
+        .post_json("/api/token/refresh/", json!({"refresh": later}))
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "a refresh minted after the import: {}",
+        r.body
+    );
+    let successor = r.str("refresh");
+    let later_access = django_token("access", 42, &"8".repeat(32), unix_now() + 300);
+    assert_eq!(
+        s.get_bearer("/api/auth/me/", &later_access).await.status,
+        200
+    );
+
+    // Django blacklists it (and the live one) after the import: the next run revokes their
+    // families here, including what sekisho rotated them into.
+    let db_path = db.to_str().unwrap();
+    for (id, jti) in [(4, &later_jti), (2, &live_jti)] {
+        if id == 4 {
+            on_django(
+                db_path,
+                &format!(
+                    "INSERT INTO token_blacklist_outstandingtoken (id, token, created_at, expires_at, user_id, jti)
+                     VALUES (4, 'eyJ...', {}, {}, 42, {})",
+                    dt(Engine::Sqlite, unix_now()),
+                    dt(Engine::Sqlite, exp),
+                    q(jti)
+                ),
+            )
+            .await;
+        }
+        on_django(
+            db_path,
+            &format!(
+                "INSERT INTO token_blacklist_blacklistedtoken (id, blacklisted_at, token_id) VALUES ({id}, {}, {id})",
+                dt(Engine::Sqlite, unix_now())
+            ),
+        )
+        .await;
+    }
+    let third = assert_success(&import(&s, db_path, &[]));
+    assert_eq!(
+        counts(&third, "token_blacklist_blacklistedtoken"),
+        [0, 2, 1, 1],
+        "both adopted families revoked: {third}"
+    );
+    for token in [&later, &successor, &live] {
+        let r = s
+            .post_json("/api/token/refresh/", json!({"refresh": token}))
+            .await;
+        assert_401(&r, &token_error("Token is blacklisted"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -821,4 +894,346 @@ async fn a_postgresql_django_database_imports_the_same() {
     .await;
     let third = assert_success(&import(&s, &db.url, &[]));
     assert_eq!(counts(&third, "auth_user"), [0, 1, 3, 0], "{third}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dual-run: Django sessions exchanged once, rehash held until --finish.
+// ---------------------------------------------------------------------------------------------
+
+const DJANGO_SESSION_DDL_SQLITE: &str = r#"CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL);"#;
+const DJANGO_SESSION_DDL_POSTGRES: &str = r#"CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" timestamp with time zone NOT NULL);"#;
+
+/// Session data as Django's database backend signs it for a login of `user` (hash over
+/// `password_hash`), with `secret`.
+fn django_login_data(user: i64, password_hash: &str, secret: &str) -> String {
+    use sekisho_core::import::signing::{DjangoSecrets, session_auth_hash, sign_session};
+    let data = json!({
+        "_auth_user_id": user.to_string(),
+        "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+        "_auth_user_hash": session_auth_hash(password_hash, secret),
+    });
+    sign_session(&data, &DjangoSecrets::new(secret, &[]), unix_now() as u64)
+}
+
+/// A `django_session` row.
+fn session_row(engine: Engine, key: &str, data: &str, expires: i64) -> String {
+    format!(
+        "INSERT INTO django_session (session_key, session_data, expire_date) VALUES ({}, {}, {});\n",
+        q(key),
+        q(data),
+        dt(engine, expires)
+    )
+}
+
+/// A random Django-shaped session key (32 of [a-z0-9]).
+fn django_key(tag: &str) -> String {
+    let mut k = format!("{tag}{}", "0".repeat(32));
+    k.truncate(32);
+    k
+}
+
+fn dual_run_server(django_db: &str) -> Server {
+    Server::start(&[
+        ("SEKISHO_JWT__SIGNING_KEY", SECRET_KEY),
+        ("SEKISHO_DJANGO__DATABASE_URL", django_db),
+        ("SEKISHO_DJANGO__SECRET_KEY", SECRET_KEY),
+    ])
+}
+
+/// GET /api/auth/me/ with `sessionid` set to `cookie`: the reply and the browser after it.
+async fn me_with_session(s: &Server, cookie: &str) -> (Reply, Browser) {
+    let mut b = Browser::with_cookies(s, &[("sessionid", cookie)]);
+    let r = b.get("/api/auth/me/").await;
+    (r, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_django_session_is_exchanged_once_and_hashes_wait_for_finish() {
+    let (vectors, _) = vectors();
+    let (alice_v, bob_v, carol_v, dave_v) = (&vectors[0], &vectors[1], &vectors[2], &vectors[3]);
+    let mut carol = dj_user(12, "carol", &carol_v.encoded);
+    carol.active = false;
+    let users = vec![
+        dj_user(10, "alice", &alice_v.encoded),
+        dj_user(11, "bob", &bob_v.encoded),
+        carol,
+        dj_user(13, "dave", &dave_v.encoded),
+    ];
+    let src = tempfile::tempdir().unwrap();
+    let db = sqlite_project(src.path(), &users, &[], true).await;
+    let db_path = db.to_str().unwrap().to_string();
+    let later = unix_now() + 3600;
+    let alice_data = django_login_data(10, &alice_v.encoded, SECRET_KEY);
+    let mut tampered = alice_data.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let anonymous = sekisho_core::import::signing::sign_session(
+        &json!({"cart": [1, 2]}),
+        &sekisho_core::import::signing::DjangoSecrets::new(SECRET_KEY, &[]),
+        unix_now() as u64,
+    );
+    let rows = [
+        ("alice", alice_data.clone(), later),
+        (
+            "bob",
+            django_login_data(11, &bob_v.encoded, SECRET_KEY),
+            later,
+        ),
+        ("tampered", tampered, later),
+        (
+            "wrongsecret",
+            django_login_data(10, &alice_v.encoded, "another-secret"),
+            later,
+        ),
+        (
+            "expired",
+            django_login_data(10, &alice_v.encoded, SECRET_KEY),
+            unix_now() - 60,
+        ),
+        (
+            "carol",
+            django_login_data(12, &carol_v.encoded, SECRET_KEY),
+            later,
+        ),
+        (
+            "dave",
+            django_login_data(13, &dave_v.encoded, SECRET_KEY),
+            later,
+        ),
+        (
+            "stranger",
+            django_login_data(99, &alice_v.encoded, SECRET_KEY),
+            later,
+        ),
+        ("anonymous", anonymous, later),
+        (
+            "nothash",
+            django_login_data(10, "pbkdf2_sha256$1$x$y", SECRET_KEY),
+            later,
+        ),
+    ];
+    let mut sql = DJANGO_SESSION_DDL_SQLITE.to_string();
+    for (tag, data, exp) in &rows {
+        sql.push_str(&session_row(Engine::Sqlite, &django_key(tag), data, *exp));
+    }
+    on_django(&db_path, &sql).await;
+    let s = dual_run_server(&db_path);
+
+    // Before any import there is no dual-run: nothing is exchanged.
+    let (r, _) = me_with_session(&s, &django_key("alice")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    let out = assert_success(&import(&s, &db_path, &[]));
+    assert!(out.contains("dual-run in progress since"), "{out}");
+
+    // The same cookie, no login: a sekisho session of the same user, fresh cookies.
+    let (r, mut b) = me_with_session(&s, &django_key("alice")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["id"].clone(), r.body["username"].clone()),
+        (json!(10), json!("alice"))
+    );
+    let new_id = r.cookie("sessionid").expect("a sekisho session cookie");
+    assert!(is_lower_hex(&new_id, 64), "{new_id}");
+    assert_ne!(new_id, django_key("alice"));
+    let spec = r.set_cookie_spec("sessionid");
+    assert!(
+        spec.has("HttpOnly") && spec.attr("SameSite") == Some("Lax"),
+        "{spec:?}"
+    );
+    assert!(r.cookie("csrftoken").is_some(), "{:?}", r.set_cookies());
+    assert_eq!(b.session(), Some(new_id.clone()));
+    // ... which is an ordinary sekisho session now, CSRF token included.
+    let again = b.get("/api/auth/me/").await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.cookie("sessionid").is_none(), "no second exchange");
+    let patched = b
+        .patch("/api/auth/me/", &json!({"first_name": "Alice"}))
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let sessions = b.get("/api/auth/sessions/").await;
+    assert_eq!(sessions.status, 200, "{}", sessions.body);
+
+    // The Django key is spent: replaying it is no session, on any route.
+    for path in ["/api/auth/me/", "/api/auth/sessions/"] {
+        let mut replay = Browser::with_cookies(&s, &[("sessionid", &django_key("alice"))]);
+        let r = replay.get(path).await;
+        assert_eq!(r.status, 401, "replay at {path}: {}", r.body);
+        assert!(r.cookie("sessionid").is_none());
+    }
+
+    // Everything Django itself would refuse is refused here.
+    for tag in [
+        "tampered",
+        "wrongsecret",
+        "expired",
+        "carol",
+        "stranger",
+        "anonymous",
+        "nothash",
+        "unknown",
+    ] {
+        let (r, _) = me_with_session(&s, &django_key(tag)).await;
+        assert_eq!(r.status, 401, "{tag}: {}", r.body);
+        assert!(r.cookie("sessionid").is_none(), "{tag}");
+    }
+    // A password changed here since the import ends dave's Django session.
+    assert_success(&s.cli(
+        &["user", "set-password", "dave", "--password-stdin"],
+        "new-pass-1\n",
+    ));
+    let (r, _) = me_with_session(&s, &django_key("dave")).await;
+    assert_eq!(r.status, 401, "dave after a password change: {}", r.body);
+
+    // Cookies no Django key could be: no session, never a 500.
+    for bad in [
+        "a".repeat(40),
+        "z".repeat(4000),
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345".into(),
+        "' OR '1'='1".into(),
+        "\u{e9}t\u{e9}".into(),
+    ] {
+        let r = s
+            .send(
+                reqwest::Method::GET,
+                "/api/auth/me/",
+                &[("cookie", &format!("sessionid={bad}"))],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 401, "{bad:?}: {}", r.body);
+    }
+    let (status, _, _) = s
+        .raw_http(b"GET /api/auth/me/ HTTP/1.1\r\nHost: x\r\nCookie: sessionid=abc\x00defghijklmnopqrstuvwxyz01\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(status == 400 || status == 401, "NUL byte: {status}");
+
+    // No rehash during the dual-run.
+    let r = s
+        .post_json(
+            "/api/token/",
+            json!({"username": "bob", "password": bob_v.password}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stored_hash(&s, "bob").await.unwrap(), bob_v.encoded);
+
+    // --finish --dry-run says what would change, and changes nothing.
+    let dry = assert_success(&s.cli(&["import-django", "--finish", "--dry-run"], ""));
+    assert!(
+        dry.starts_with("dry run: --finish would end the dual-run"),
+        "{dry}"
+    );
+    assert!(dry.contains("1 exchanged keys"), "{dry}");
+    assert_eq!(dry.lines().count(), 1, "{dry}");
+    let r = s
+        .post_json(
+            "/api/token/",
+            json!({"username": "bob", "password": bob_v.password}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(stored_hash(&s, "bob").await.unwrap(), bob_v.encoded);
+
+    let done = assert_success(&s.cli(&["import-django", "--finish"], ""));
+    assert!(done.starts_with("finished the dual-run"), "{done}");
+    assert_eq!(done.lines().count(), 1, "{done}");
+    // Rehash resumes; the exchange stops (bob's Django session is no longer taken).
+    let r = s
+        .post_json(
+            "/api/token/",
+            json!({"username": "bob", "password": bob_v.password}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let upgraded = stored_hash(&s, "bob").await.unwrap();
+    assert!(upgraded.starts_with("argon2$argon2id$"), "{upgraded}");
+    let (r, _) = me_with_session(&s, &django_key("bob")).await;
+    assert_eq!(r.status, 401, "no exchange after --finish: {}", r.body);
+    // The session made from alice's Django one lives on.
+    assert_eq!(b.get("/api/auth/me/").await.status, 200);
+    let twice = assert_success(&s.cli(&["import-django", "--finish"], ""));
+    assert!(
+        twice.starts_with("the dual-run already finished"),
+        "{twice}"
+    );
+    // A later import does not restart it.
+    let rerun = assert_success(&import(&s, &db_path, &[]));
+    assert!(rerun.contains("dual-run: finished"), "{rerun}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finish_without_an_import_fails_in_one_line() {
+    let s = server();
+    let out = assert_one_line_failure(&s.cli(&["import-django", "--finish"], ""));
+    assert!(out.contains("no dual-run to finish"), "{out}");
+    let both = s.cli(&["import-django", "--finish", "--from", "x"], "");
+    assert!(!both.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_django_database_down_fails_closed_only_for_django_cookies() {
+    let (vectors, _) = vectors();
+    let users = vec![dj_user(10, "alice", &vectors[0].encoded)];
+    let src = tempfile::tempdir().unwrap();
+    let db = sqlite_project(src.path(), &users, &[], true).await;
+    let db_path = db.to_str().unwrap().to_string();
+    let mut sql = DJANGO_SESSION_DDL_SQLITE.to_string();
+    let data = django_login_data(10, &vectors[0].encoded, SECRET_KEY);
+    sql.push_str(&session_row(
+        Engine::Sqlite,
+        &django_key("alice"),
+        &data,
+        unix_now() + 3600,
+    ));
+    on_django(&db_path, &sql).await;
+    let s = dual_run_server(&db_path);
+    assert_success(&import(&s, &db_path, &[]));
+    let own = Browser::logged_in(&s, "alice", &vectors[0].password).await;
+
+    std::fs::remove_file(&db).unwrap();
+    let (r, _) = me_with_session(&s, &django_key("alice")).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    // Nothing else needs Django's database.
+    let mut own = own;
+    assert_eq!(own.get("/api/auth/me/").await.status, 200);
+    assert_eq!(Browser::new(&s).get("/api/auth/me/").await.status, 401);
+    let (r, _) = me_with_session(&s, &"a".repeat(64)).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_django_session_is_exchanged_too() {
+    let (vectors, _) = vectors();
+    let users = vec![dj_user(300, "pgsession", &vectors[0].encoded)];
+    let db = ScratchDb::create().await;
+    let mut sql = POSTGRES_DDL.to_string();
+    sql.push_str(&seed_sql(Engine::Postgres, &users, &[], true));
+    sql.push_str(DJANGO_SESSION_DDL_POSTGRES);
+    let data = django_login_data(300, &vectors[0].encoded, SECRET_KEY);
+    sql.push_str(&session_row(
+        Engine::Postgres,
+        &django_key("pg"),
+        &data,
+        unix_now() + 3600,
+    ));
+    sql.push_str(&session_row(
+        Engine::Postgres,
+        &django_key("pgold"),
+        &data,
+        unix_now() - 5,
+    ));
+    on_django(&db.url, &sql).await;
+    let s = dual_run_server(&db.url);
+    assert_success(&import(&s, &db.url, &[]));
+    let (r, _) = me_with_session(&s, &django_key("pgold")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let (r, mut b) = me_with_session(&s, &django_key("pg")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["id"], 300);
+    assert_eq!(b.get("/api/auth/me/").await.status, 200);
+    let (r, _) = me_with_session(&s, &django_key("pg")).await;
+    assert_eq!(r.status, 401, "replayed: {}", r.body);
 }

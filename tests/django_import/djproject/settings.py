@@ -15,6 +15,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    # Database sessions, as the dual-run reads them (django_session).
+    "django.contrib.sessions",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "guardian",

@@ -21,7 +21,17 @@ pub async fn session_of(
         return Ok(s.clone());
     }
     let found = match cookies::get(&parts.headers, &state.http.session_cookie) {
-        Some(cookie) => state.auth.resolve_session(cookie).await?.map(Arc::new),
+        Some(cookie) => match state.auth.resolve_session(cookie).await? {
+            Some(s) => Some(Arc::new(s)),
+            // Not a sekisho session: during a dual-run, perhaps a Django one.
+            None if state.auth.exchanges_django_sessions() => {
+                let cookie = cookie.to_string();
+                super::exchange::exchange(parts, state, &cookie)
+                    .await?
+                    .map(Arc::new)
+            }
+            None => None,
+        },
         None => None,
     };
     parts.extensions.insert(SessionLookup(found.clone()));

@@ -16,6 +16,11 @@
 //! applies it in one transaction ([`crate::store::ImportStore`]), deciding each user with
 //! [`decide_user`]; revoked tokens go to the family store, whichever backend holds families.
 
+pub mod dualrun;
+pub mod signing;
+
+pub use dualrun::{DjangoSessions, DualRun, FinishOutcome};
+
 use crate::account::UserId;
 use crate::auth::Auth;
 use crate::clock::Timestamp;
@@ -218,6 +223,9 @@ pub struct ImportReport {
     /// False when the source has no simplejwt `token_blacklist` tables.
     pub blacklist_present: bool,
     pub blacklisted_tokens: Counts,
+    /// The dual-run after this run (a dry run shows it as it was).
+    #[serde(skip)]
+    pub dual_run: DualRun,
 }
 
 /// Progress callback: a table name and how many of its rows are done.
@@ -253,6 +261,7 @@ impl Auth {
             guardian_present: export.object_grants.is_some(),
             blacklist_present: export.tokens.is_some(),
             blacklisted_tokens: Counts::default(),
+            dual_run: DualRun::default(),
         };
         if let Some(tokens) = &export.tokens {
             let imported: HashSet<UserId> = report.store.imported.iter().copied().collect();
@@ -260,6 +269,7 @@ impl Auth {
                 .import_blacklist(tokens, &imported, dry_run, progress)
                 .await?;
         }
+        report.dual_run = self.imports.dual_run().await?;
         Ok(report)
     }
 

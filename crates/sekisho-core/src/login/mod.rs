@@ -84,7 +84,8 @@ impl Auth {
         if !stored.is_active {
             return Err(AuthError::InvalidCredentials);
         }
-        if upgrade {
+        // Held during a dual-run with Django (see `import::dualrun`).
+        if upgrade && !self.holds_rehash().await {
             // Re-hash with current parameters now that the plain password is at hand; a failure
             // here must not fail the login.
             match self.passwords.hash(password).await {

@@ -105,7 +105,7 @@ impl Auth {
             .await
     }
 
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         user: User,
         device: Device,

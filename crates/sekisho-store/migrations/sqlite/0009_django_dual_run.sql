@@ -1,0 +1,15 @@
+-- The dual-run with Django (sekisho import-django): started by the first import, ended by
+-- `import-django --finish`. Stored, so every instance and every restart agrees on it.
+CREATE TABLE django_dual_run (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    started_at_ms INTEGER NOT NULL,
+    finished_at_ms INTEGER
+);
+-- Django session keys already exchanged for a sekisho session (SHA-256 of the key, never the
+-- key): each is accepted once. Emptied by --finish.
+CREATE TABLE django_exchanged_sessions (
+    key_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    exchanged_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
