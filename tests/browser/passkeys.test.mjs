@@ -102,8 +102,13 @@ async function registerWithPassword(page, user, name) {
 test('register a passkey, then sign in without a password in session and token mode', async () => {
   const context = await browser.newContext();
   const { page } = await pageWithAuthenticator(context, base, UV);
+  // A login elsewhere, from before the key: a factor change ends it.
+  const elsewhere = await postJson(base, '/api/token/', { username: 'alice', password: 'browser-pass-1' });
+  assert.equal(elsewhere.status, 200);
   const { reg, list } = await registerWithPassword(page, 'alice', 'laptop');
   assert.equal(reg.passkey.name, 'laptop');
+  const ended = await postJson(base, '/api/token/refresh/', { refresh: elsewhere.body.refresh });
+  assert.equal(ended.status, 401, JSON.stringify(ended.body));
   assert.equal(reg.passkey.user_verified, true);
   assert.deepEqual(list.passkeys.map((k) => k.name), ['laptop']);
 

@@ -97,7 +97,14 @@ async function run(create: boolean, options: PasskeyCeremony['options']): Promis
   return credentialJson(cred as PublicKeyCredential);
 }
 
-/** Registers a passkey for the logged-in user under `name`; resolves to the server's answer. */
+/**
+ * Registers a passkey for the logged-in user under `name`; resolves to the server's answer. A
+ * new key is a factor change: the server ends the user's other logins and continues this one
+ * (new session cookies, or a new token pair in the answer for a bearer caller), so hand the
+ * answer to `client.continueLogin(answer)` when a `SekishoClient` holds the login. An account
+ * that already has a factor needs a recent second-factor login for this (403
+ * `mfa_step_up_required`: step up first).
+ */
 export async function registerPasskey(post: PostJson, name: string): Promise<any> {
   const begun: PasskeyCeremony = await post(PASSKEY_PATHS.registerBegin, {});
   const credential = await run(true, begun.options);

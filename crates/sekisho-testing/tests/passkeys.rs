@@ -519,3 +519,57 @@ async fn a_challenge_ceremony_belongs_to_its_challenge_and_issues_nothing_until_
     assert_eq!(f.status, 401);
     assert_eq!(f.body["code"], "mfa_challenge_invalid");
 }
+
+#[tokio::test]
+async fn a_new_key_on_an_account_with_a_factor_needs_a_recent_second_factor() {
+    let h = Harness::start(&[
+        RP[0],
+        RP[1],
+        RP[2],
+        ("SEKISHO_JWT__ACCESS_TOKEN_LIFETIME", "2h"),
+    ])
+    .await;
+    h.user("alice").await;
+    h.user("bob").await;
+    let begin = "/api/auth/mfa/passkeys/register/begin/";
+    // No factor yet: a password login may add the first one.
+    let (bob, _) = h.token_pair("bob", PASSWORD).await;
+    let r = bearer(&h, Method::POST, begin, &bob, b"{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A password-only login (from before the factor) must not plant a key of its own.
+    let (password_only, _) = h.token_pair("alice", PASSWORD).await;
+    let secret = enrol_totp(&h, "alice").await;
+    let r = bearer(&h, Method::POST, begin, &password_only, b"{}").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["code"], "mfa_step_up_required");
+    let finish = json!({"ceremony": "0".repeat(32), "credential": {}, "name": "x"}).to_string();
+    let r = bearer(
+        &h,
+        Method::POST,
+        "/api/auth/mfa/passkeys/register/finish/",
+        &password_only,
+        finish.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "the finish checks it too: {}", r.body);
+
+    // A step-up makes it possible; sixteen minutes later it is stale again.
+    let code = totp::code_at_step(&secret, totp::step_at(h.clock.now().secs()));
+    let body = json!({ "code": code }).to_string();
+    let r = bearer(
+        &h,
+        Method::POST,
+        "/api/auth/mfa/step-up/",
+        &password_only,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stepped = r.str("access");
+    let r = bearer(&h, Method::POST, begin, &stepped, b"{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.advance(Duration::from_secs(16 * 60));
+    let r = bearer(&h, Method::POST, begin, &stepped, b"{}").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+}

@@ -11,6 +11,7 @@ use crate::error::{ApiError, FieldProblem};
 use crate::extract::identity::AuthUser;
 use crate::extract::{csrf, request};
 use crate::routes::UserView;
+use crate::routes::continued::continue_login;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
@@ -86,7 +87,10 @@ pub async fn register_begin(
 ) -> Result<Response, ApiError> {
     let (mut parts, _input) = parts_and_input(&state, req).await?;
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
-    let c = state.auth.begin_passkey_registration(&user).await?;
+    let c = state
+        .auth
+        .begin_passkey_registration(&user, user.identity.login())
+        .await?;
     Ok(Json(ceremony_body(c)).into_response())
 }
 
@@ -101,14 +105,22 @@ pub async fn register_finish(
     let credential = credential_field(&input)?;
     let key = state
         .auth
-        .finish_passkey_registration(&user, &ceremony, &credential, &name)
+        .finish_passkey_registration(
+            &user,
+            &ceremony,
+            &credential,
+            &name,
+            user.identity.login(),
+            user.identity.session(),
+        )
         .await
         .map_err(refusal_is_a_field_error)?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(json!({ "passkey": key_view(&key) })),
-    )
-        .into_response())
+    let mut body = serde_json::Map::new();
+    body.insert("passkey".into(), key_view(&key));
+    let secure = request::meta(&mut parts, &state.http).secure;
+    let mut res = continue_login(&state, &user, None, secure, body).await?;
+    *res.status_mut() = axum::http::StatusCode::CREATED;
+    Ok(res)
 }
 
 /// `PATCH /api/auth/mfa/passkeys/{id}/` `{"name"}`; `DELETE` removes the key.
@@ -142,9 +154,15 @@ pub async fn delete(
     let user = AuthUser::from_request_parts(&mut parts, &state).await?;
     state
         .auth
-        .delete_passkey(&user, id.trim_end_matches('/'), user.identity.login())
+        .delete_passkey(
+            &user,
+            id.trim_end_matches('/'),
+            user.identity.login(),
+            user.identity.session(),
+        )
         .await?;
-    Ok(Json(json!({})).into_response())
+    let secure = request::meta(&mut parts, &state.http).secure;
+    continue_login(&state, &user, None, secure, serde_json::Map::new()).await
 }
 
 /// `POST /api/auth/login/passkey/begin/` `{"username"}`.

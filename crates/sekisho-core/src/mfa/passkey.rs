@@ -300,13 +300,32 @@ impl Auth {
         Ok(self.mfa.passkeys(user.id).await?)
     }
 
+    /// A new key for an account that already has a second factor needs a login that passed
+    /// two factors within [`LAST_FACTOR_RECENCY`] (`POST /api/auth/mfa/step-up/`, or a passkey
+    /// login): else a stolen password-only session could plant a key of its own and log in
+    /// without the password from then on.
+    async fn may_add_a_key(
+        &self,
+        user: &User,
+        login: Option<super::LoginMethod>,
+    ) -> Result<(), AuthError> {
+        let has_factor = self.has_confirmed_totp(user.id).await?
+            || !self.mfa.passkeys(user.id).await?.is_empty();
+        if has_factor {
+            super::require_recent_mfa(login, LAST_FACTOR_RECENCY, self.now())?;
+        }
+        Ok(())
+    }
+
     /// Starts registering a key for the logged-in user (their keys are excluded, so one
-    /// authenticator is not registered twice).
+    /// authenticator is not registered twice). `login` is how the caller logged in.
     pub async fn begin_passkey_registration(
         &self,
         user: &User,
+        login: Option<super::LoginMethod>,
     ) -> Result<CeremonyStart, AuthError> {
         let rp = self.relying_party()?;
+        self.may_add_a_key(user, login).await?;
         let keys = self.user_keys(user.id).await?;
         let exclude: Vec<_> = keys.iter().map(|(_, k)| k.cred_id().clone()).collect();
         let (options, state) = rp
@@ -327,15 +346,19 @@ impl Auth {
     }
 
     /// Finishes a registration: the browser's answer to the ceremony's options. The new key is
-    /// stored under `name`.
+    /// stored under `name`, and every other login of the user ends, as on any factor change
+    /// (`keep` is the caller's session).
     pub async fn finish_passkey_registration(
         &self,
         user: &User,
         ceremony: &str,
         credential: &Value,
         name: &str,
+        login: Option<super::LoginMethod>,
+        keep: Option<&crate::session::SessionRecord>,
     ) -> Result<PasskeyRecord, AuthError> {
         let rp = self.relying_party()?;
+        self.may_add_a_key(user, login).await?;
         let name = valid_name(name).ok_or(AuthError::PasskeyNameInvalid)?;
         let rec = self.take_ceremony(ceremony, CeremonyKind::Register).await?;
         if rec.user_id != Some(user.id) {
@@ -370,7 +393,13 @@ impl Auth {
             }
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(user_id = user.id, user_verified, "passkey registered");
+        self.end_all_logins(user.id, crate::account::EndReason::FactorChanged, keep)
+            .await?;
+        tracing::info!(
+            user_id = user.id,
+            user_verified,
+            "passkey registered; other logins ended"
+        );
         Ok(record)
     }
 
@@ -396,11 +425,13 @@ impl Auth {
     /// Deletes one of the caller's keys. Removing their last factor needs a login that passed
     /// two factors within [`LAST_FACTOR_RECENCY`] (the rule TOTP removal follows by asking for a code):
     /// a stolen password-only session must not strip the account of its protection.
+    /// Every other login of the user ends (`keep` is the caller's session).
     pub async fn delete_passkey(
         &self,
         user: &User,
         id: &str,
         login: Option<super::LoginMethod>,
+        keep: Option<&crate::session::SessionRecord>,
     ) -> Result<(), AuthError> {
         self.relying_party()?;
         let keys = self.mfa.passkeys(user.id).await?;
@@ -414,7 +445,13 @@ impl Auth {
         if !self.mfa.delete_passkey(user.id, id).await? {
             return Err(AuthError::NotFound("passkey"));
         }
-        tracing::info!(user_id = user.id, last_factor = last, "passkey deleted");
+        self.end_all_logins(user.id, crate::account::EndReason::FactorChanged, keep)
+            .await?;
+        tracing::info!(
+            user_id = user.id,
+            last_factor = last,
+            "passkey deleted; other logins ended"
+        );
         Ok(())
     }
 
