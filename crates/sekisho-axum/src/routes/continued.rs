@@ -7,6 +7,7 @@
 use crate::cookies::Jar;
 use crate::error::ApiError;
 use crate::extract::identity::{AuthUser, Identity};
+use crate::routes::issued::{add_pair, set_session_cookies};
 use crate::state::AppState;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -30,20 +31,14 @@ pub(super) async fn continue_login(
                 .auth
                 .cycle_session_as(session, &user.user, login)
                 .await?;
-            jar.set_session(&s.cookie, s.cookie_max_age);
-            jar.set_csrf(&s.csrf_token);
+            set_session_cookies(&mut jar, &s);
         }
         Identity::Bearer { claims, .. } => {
             let login = login
                 .or(claims.login)
                 .unwrap_or_else(|| LoginMethod::password(state.auth.now()));
             let pair = state.auth.issue_pair_as(&user.user, login).await?;
-            if state.http.refresh_cookie.is_some() {
-                jar.set_refresh(&pair.refresh, pair.refresh_max_age);
-            } else {
-                body.insert("refresh".into(), Value::String(pair.refresh));
-            }
-            body.insert("access".into(), Value::String(pair.access));
+            add_pair(state, &mut jar, pair, &mut body);
         }
     }
     Ok((jar.into_headers(), Json(Value::Object(body))).into_response())

@@ -4,19 +4,18 @@
 
 use super::parts_and_input;
 use crate::body::{Input, Trim};
-use crate::cookies::{self, Jar};
+use crate::cookies::Jar;
 use crate::error::{ApiError, FieldProblem};
 use crate::extract::identity::{AuthUser, Identity};
-use crate::extract::{csrf, request};
-use crate::routes::UserView;
+use crate::extract::request;
 use crate::routes::continued::continue_login;
+use crate::routes::issued;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use sekisho_core::AuthError;
 use sekisho_core::mfa::{Factor, LoginMethod, TotpEnrolment, recovery, totp};
-use sekisho_core::session::Device;
 use serde_json::{Map, Value, json};
 
 /// Which field a code came in, for field errors.
@@ -239,12 +238,13 @@ pub async fn regenerate_recovery_codes(
     Ok(Json(json!({ "recovery_codes": codes })).into_response())
 }
 
-/// Adds the recovery codes of an enrolment the second step confirmed.
-fn with_recovery_codes(mut body: Value, codes: Option<Vec<String>>) -> Value {
-    if let (Some(codes), Some(m)) = (codes, body.as_object_mut()) {
+/// The recovery codes of an enrolment the second step confirmed, as the answer's extra field.
+fn recovery_codes(codes: Option<Vec<String>>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(codes) = codes {
         m.insert("recovery_codes".into(), json!(codes));
     }
-    body
+    m
 }
 
 /// `POST /api/auth/login/mfa/` `{"challenge", "code" | "recovery_code"}`: the session login's
@@ -253,28 +253,20 @@ pub async fn complete_session_login(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let meta = request::meta(&mut parts, &state.http);
-    let previous = cookies::get(&parts.headers, &state.http.session_cookie).map(str::to_string);
-    let binding = csrf::binding(&mut parts, &state).await?;
-    csrf::enforce(&mut parts, &state, &binding)?;
-    let input = Input::from_request(Request::from_parts(parts, body), &state).await?;
-    let [challenge] = input.strings([("challenge", Trim::Yes)])?;
-    let presented = presented_login_factor(&input)?;
-    let device = Device {
-        user_agent: meta.user_agent.clone(),
-        ip: meta.client_ip.clone(),
-    };
+    let r = issued::session_login_request(&state, req).await?;
+    let [challenge] = r.input.strings([("challenge", Trim::Yes)])?;
+    let presented = presented_login_factor(&r.input)?;
     let (s, codes) = state
         .auth
-        .login_session_second_factor(&challenge, presented.factor(), device, previous.as_deref())
+        .login_session_second_factor(
+            &challenge,
+            presented.factor(),
+            r.device,
+            r.previous.as_deref(),
+        )
         .await?;
-    let mut jar = Jar::new(&state.http, meta.secure);
-    jar.set_session(&s.cookie, s.cookie_max_age);
-    jar.set_csrf(&s.csrf_token);
     tracing::info!(user_id = s.user.id, "session login with a second factor");
-    let body = with_recovery_codes(json!({ "user": UserView(&s.user) }), codes);
-    Ok((jar.into_headers(), Json(body)).into_response())
+    issued::session_answer(&state, r.secure, &s, recovery_codes(codes))
 }
 
 /// `POST /api/token/mfa/` `{"challenge", "code" | "recovery_code"}`: the token login's second
@@ -291,15 +283,10 @@ pub async fn complete_token_login(
         .auth
         .obtain_pair_second_factor(&challenge, presented.factor(), &meta.client_ip)
         .await?;
-    if state.http.refresh_cookie.is_some() {
-        let mut jar = Jar::new(&state.http, meta.secure);
-        jar.set_refresh(&pair.refresh, pair.refresh_max_age);
-        let body = with_recovery_codes(json!({ "access": pair.access }), codes);
-        return Ok((jar.into_headers(), Json(body)).into_response());
-    }
-    let body = with_recovery_codes(
-        json!({ "refresh": pair.refresh, "access": pair.access }),
-        codes,
-    );
-    Ok(Json(body).into_response())
+    Ok(issued::pair_answer(
+        &state,
+        meta.secure,
+        pair,
+        recovery_codes(codes),
+    ))
 }

@@ -7,6 +7,7 @@ mod admin;
 mod authz;
 mod continued;
 mod forward;
+mod issued;
 mod me;
 mod mfa;
 mod ops;

@@ -6,12 +6,11 @@
 
 use super::parts_and_input;
 use crate::body::{Input, Trim};
-use crate::cookies::{self, Jar};
 use crate::error::{ApiError, FieldProblem};
 use crate::extract::identity::AuthUser;
 use crate::extract::{csrf, request};
-use crate::routes::UserView;
 use crate::routes::continued::continue_login;
+use crate::routes::issued;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
@@ -20,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use sekisho_core::AuthError;
 use sekisho_core::mfa::Flow;
 use sekisho_core::mfa::passkey::{CeremonyStart, PasskeyRecord};
-use sekisho_core::session::Device;
 use serde_json::{Value, json};
 
 fn key_view(p: &PasskeyRecord) -> Value {
@@ -185,28 +183,15 @@ pub async fn session_login(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (mut parts, input) = csrf_checked(&state, req).await?;
-    let meta = request::meta(&mut parts, &state.http);
-    let previous = cookies::get(&parts.headers, &state.http.session_cookie).map(str::to_string);
-    let [ceremony] = input.strings([("ceremony", Trim::Yes)])?;
-    let credential = credential_field(&input)?;
-    let device = Device {
-        user_agent: meta.user_agent.clone(),
-        ip: meta.client_ip.clone(),
-    };
+    let r = issued::session_login_request(&state, req).await?;
+    let [ceremony] = r.input.strings([("ceremony", Trim::Yes)])?;
+    let credential = credential_field(&r.input)?;
     let s = state
         .auth
-        .login_session_passkey(&ceremony, &credential, device, previous.as_deref())
+        .login_session_passkey(&ceremony, &credential, r.device, r.previous.as_deref())
         .await?;
-    let mut jar = Jar::new(&state.http, meta.secure);
-    jar.set_session(&s.cookie, s.cookie_max_age);
-    jar.set_csrf(&s.csrf_token);
     tracing::info!(user_id = s.user.id, "session login with a passkey");
-    Ok((
-        jar.into_headers(),
-        Json(json!({ "user": UserView(&s.user) })),
-    )
-        .into_response())
+    issued::session_answer(&state, r.secure, &s, serde_json::Map::new())
 }
 
 /// `POST /api/token/passkey/begin/` `{"username"}`.
@@ -237,12 +222,12 @@ pub async fn token_login(
         .auth
         .obtain_pair_passkey(&ceremony, &credential, &meta.client_ip)
         .await?;
-    if state.http.refresh_cookie.is_some() {
-        let mut jar = Jar::new(&state.http, meta.secure);
-        jar.set_refresh(&pair.refresh, pair.refresh_max_age);
-        return Ok((jar.into_headers(), Json(json!({ "access": pair.access }))).into_response());
-    }
-    Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })).into_response())
+    Ok(issued::pair_answer(
+        &state,
+        meta.secure,
+        pair,
+        serde_json::Map::new(),
+    ))
 }
 
 /// `POST /api/auth/login/mfa/passkey/` `{"challenge"}`: options to answer a session login's

@@ -1,19 +1,18 @@
 //! The session endpoints (DESIGN §3.3): Django's conventions, for SPAs that log in with a
 //! cookie, and the devices list. Each handler is a thin translation between HTTP and `Auth`.
 
-use crate::body::{Input, Trim};
+use crate::body::Trim;
 use crate::cookies::{self, Jar};
 use crate::error::ApiError;
 use crate::extract::identity::{AuthUser, Identity, MaybeUser};
 use crate::extract::{csrf, request};
-use crate::routes::UserView;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use sekisho_core::Timestamp;
-use sekisho_core::session::{ANONYMOUS, Device};
+use sekisho_core::session::ANONYMOUS;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -34,28 +33,16 @@ pub async fn csrf_token(State(state): State<AppState>, req: Request) -> Result<R
 }
 
 pub async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let meta = request::meta(&mut parts, &state.http);
-    let previous = cookies::get(&parts.headers, &state.http.session_cookie).map(str::to_string);
-    // Login is CSRF-protected too (login CSRF would sign the victim into the attacker's account).
-    let binding = csrf::binding(&mut parts, &state).await?;
-    csrf::enforce(&mut parts, &state, &binding)?;
-    let input = Input::from_request(Request::from_parts(parts, body), &state).await?;
-    let [username, password] = input.strings([("username", Trim::Yes), ("password", Trim::No)])?;
-    let device = Device {
-        user_agent: meta.user_agent.clone(),
-        ip: meta.client_ip.clone(),
-    };
+    let r = super::issued::session_login_request(&state, req).await?;
+    let [username, password] = r
+        .input
+        .strings([("username", Trim::Yes), ("password", Trim::No)])?;
     let s = state
         .auth
-        .login_session(&username, &password, device, previous.as_deref())
+        .login_session(&username, &password, r.device, r.previous.as_deref())
         .await?;
-    let mut jar = Jar::new(&state.http, meta.secure);
-    jar.set_session(&s.cookie, s.cookie_max_age);
-    // The pre-login token is bound to "anonymous"; the session gets its own.
-    jar.set_csrf(&s.csrf_token);
     tracing::info!(user_id = s.user.id, "session login");
-    Ok(with_cookies(json!({ "user": UserView(&s.user) }), jar))
+    super::issued::session_answer(&state, r.secure, &s, serde_json::Map::new())
 }
 
 /// Clears the session cookie and hands out an anonymous CSRF token in its place.
